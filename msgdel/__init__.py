@@ -1,0 +1,40 @@
+"""Delete consumed FastStream messages at their broker with one call, whatever the broker.
+
+.. code-block:: python
+
+    result = await msgdel.delete(msg)
+    results = await msgdel.delete_many(msgs)
+"""
+
+from msgdel.api import delete, delete_many
+from msgdel.errors import (
+    AdapterNotFound,
+    DeletionFailed,
+    MsgdelError,
+    NotDeletable,
+    UnsupportedDeletion,
+)
+from msgdel.protocol import Deletable
+from msgdel.registry import Registry, default_registry, register, unregister
+from msgdel.result import DeleteResult
+from msgdel.semantics import Outcome, Semantics
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdapterNotFound",
+    "Deletable",
+    "DeleteResult",
+    "DeletionFailed",
+    "MsgdelError",
+    "NotDeletable",
+    "Outcome",
+    "Registry",
+    "Semantics",
+    "UnsupportedDeletion",
+    "default_registry",
+    "delete",
+    "delete_many",
+    "register",
+    "unregister",
+]

@@ -1,0 +1,33 @@
+"""Built-in adapters, one module per broker, each importing only its own client.
+
+Nothing here is imported by ``import msgdel``: the registry knows the built-ins by the
+qualified names of FastStream's message classes (:data:`BUILTINS`) and imports an adapter
+module the first time a message of that broker is resolved.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class BuiltinAdapter:
+    """Where a built-in adapter lives and which extra installs its client."""
+
+    module: str
+    factory: str
+    extra: str
+
+
+_REDIS_STREAM = BuiltinAdapter("msgdel.adapters.redis", "RedisStreamAdapter", "redis")
+_REDIS_LIST = BuiltinAdapter("msgdel.adapters.redis", "RedisListAdapter", "redis")
+_REDIS_CHANNEL = BuiltinAdapter("msgdel.adapters.redis", "RedisChannelAdapter", "redis")
+
+BUILTINS: dict[str, BuiltinAdapter] = {
+    "faststream.redis.message.RedisStreamMessage": _REDIS_STREAM,
+    "faststream.redis.message.RedisBatchStreamMessage": _REDIS_STREAM,
+    "faststream.redis.message.RedisListMessage": _REDIS_LIST,
+    "faststream.redis.message.RedisBatchListMessage": _REDIS_LIST,
+    "faststream.redis.message.RedisChannelMessage": _REDIS_CHANNEL,
+}
+"""FastStream message class (qualified name) -> the built-in adapter that deletes it."""

@@ -1,0 +1,92 @@
+"""``delete`` and ``delete_many``: one call, whatever the broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion
+from msgdel.protocol import Deletable
+from msgdel.registry import Registry, default_registry
+from msgdel.result import DeleteResult
+from msgdel.semantics import Semantics
+
+
+async def delete(
+    message: Any, *, registry: Registry | None = None, require: Semantics | None = None
+) -> DeleteResult:
+    """Delete one consumed FastStream message at its broker and say what the broker did.
+
+    ``require`` refuses, before any I/O, an adapter whose semantics do not satisfy it
+    (see :meth:`Semantics.satisfies`). Every failure is a :class:`~msgdel.MsgdelError`.
+    """
+    adapter = (registry or default_registry).resolve(type(message))
+    check_semantics(adapter, require)
+    return await call_adapter(adapter, adapter.delete, message)
+
+
+async def delete_many(
+    messages: Iterable[Any], *, registry: Registry | None = None, require: Semantics | None = None
+) -> list[DeleteResult]:
+    """Delete many messages; results come back in input order.
+
+    Messages are grouped by adapter, and each adapter coalesces its group into one round
+    trip per broker target where the broker allows. ``require`` is checked for every adapter
+    before any I/O. The call is not atomic across adapters: if one group fails, the first
+    failure (in input order) is raised after every group has been attempted.
+    """
+    items = list(messages)
+    reg = registry or default_registry
+    groups: dict[int, tuple[Deletable, list[int]]] = {}
+    for index, message in enumerate(items):
+        adapter = reg.resolve(type(message))
+        groups.setdefault(id(adapter), (adapter, []))[1].append(index)
+    for adapter, _ in groups.values():
+        check_semantics(adapter, require)
+
+    results: list[DeleteResult | None] = [None] * len(items)
+
+    async def run(adapter: Deletable, indexes: list[int]) -> None:
+        batch = [items[i] for i in indexes]
+        got = await call_adapter(adapter, adapter.delete_many, batch)
+        if len(got) != len(batch):
+            raise DeletionFailed(
+                f"{adapter!r} returned {len(got)} results for {len(batch)} messages",
+                retryable=False,
+            )
+        for i, result in zip(indexes, got):
+            results[i] = result
+
+    if len(groups) == 1:
+        (adapter, indexes), = groups.values()
+        await run(adapter, indexes)
+    else:
+        outcomes = await asyncio.gather(
+            *(run(a, ix) for a, ix in groups.values()), return_exceptions=True
+        )
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            raise errors[0]
+    return [r for r in results if r is not None]
+
+
+def check_semantics(adapter: Deletable, require: Semantics | None) -> None:
+    """Raise :class:`~msgdel.UnsupportedDeletion` when ``adapter`` cannot meet ``require``."""
+    if require is not None and not adapter.semantics.satisfies(require):
+        raise UnsupportedDeletion(
+            f"{adapter!r} deletes with {adapter.semantics.name} semantics, which does not meet "
+            f"require={require.name}; nothing was sent to the broker"
+        )
+
+
+async def call_adapter(adapter: Deletable, method: Any, arg: Any) -> Any:
+    """Await ``method(arg)``; an error that is not a msgdel error becomes ``DeletionFailed``."""
+    try:
+        return await method(arg)
+    except MsgdelError:
+        raise
+    except Exception as exc:
+        raise DeletionFailed(
+            f"{adapter!r} failed: {exc!r}", retryable=False, cause=exc
+        ) from exc

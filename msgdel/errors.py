@@ -1,0 +1,62 @@
+"""The errors msgdel raises; every one is a :class:`MsgdelError`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_URL_SECRET = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+
+
+def redact(text: str) -> str:
+    """Replace the user-info part of every URL in ``text`` (``user:password@``) by ``***@``."""
+    return _URL_SECRET.sub(r"\g<scheme>***@", text)
+
+
+class MsgdelError(Exception):
+    """Base class of every msgdel error. Its text never holds a URL's password or token."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+
+class AdapterNotFound(MsgdelError, LookupError):
+    """No adapter is registered for this message's class or any of its ancestors."""
+
+    def __init__(self, message_type: type, registered: Iterable[str]) -> None:
+        names = sorted(registered)
+        listing = ", ".join(names) if names else "none"
+        self.message_type = message_type
+        super().__init__(
+            f"no msgdel adapter for {_qualname(message_type)}; registered message types: "
+            f"{listing}. Register one with msgdel.register({message_type.__name__}, adapter)."
+        )
+
+
+class NotDeletable(MsgdelError, ValueError):
+    """This message cannot be addressed at its broker (no ids, no key, requeued, ...)."""
+
+
+class UnsupportedDeletion(MsgdelError):
+    """The broker, queue type, or installed client cannot perform this deletion."""
+
+
+class DeletionFailed(MsgdelError):
+    """The broker refused the deletion or could not be reached.
+
+    ``retryable`` says whether the same call can succeed later (a broker that was down,
+    a leader that moved); ``cause`` is the underlying client exception.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool, cause: BaseException | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.cause = cause
+        if cause is not None:
+            self.__cause__ = cause
+
+
+def _qualname(t: type) -> str:
+    return f"{t.__module__}.{t.__qualname__}"

