@@ -22,6 +22,13 @@ class BuiltinAdapter:
 _REDIS_STREAM = BuiltinAdapter("msgdel.adapters.redis", "RedisStreamAdapter", "redis")
 _REDIS_LIST = BuiltinAdapter("msgdel.adapters.redis", "RedisListAdapter", "redis")
 _REDIS_CHANNEL = BuiltinAdapter("msgdel.adapters.redis", "RedisChannelAdapter", "redis")
+_RABBIT = BuiltinAdapter("msgdel.adapters.rabbit", "RabbitAdapter", "rabbit")
+_KAFKA = BuiltinAdapter("msgdel.adapters.kafka", "KafkaAdapter", "kafka")
+_CONFLUENT = BuiltinAdapter("msgdel.adapters.confluent", "ConfluentAdapter", "confluent")
+_NATS_JS = BuiltinAdapter("msgdel.adapters.nats", "JetStreamAdapter", "nats")
+_NATS_KV = BuiltinAdapter("msgdel.adapters.nats", "KeyValueAdapter", "nats")
+_NATS_OBJ = BuiltinAdapter("msgdel.adapters.nats", "ObjectStoreAdapter", "nats")
+_MQTT = BuiltinAdapter("msgdel.adapters.mqtt", "MQTTAdapter", "mqtt")
 
 BUILTINS: dict[str, BuiltinAdapter] = {
     "faststream.redis.message.RedisStreamMessage": _REDIS_STREAM,
@@ -29,5 +36,14 @@ BUILTINS: dict[str, BuiltinAdapter] = {
     "faststream.redis.message.RedisListMessage": _REDIS_LIST,
     "faststream.redis.message.RedisBatchListMessage": _REDIS_LIST,
     "faststream.redis.message.RedisChannelMessage": _REDIS_CHANNEL,
+    "faststream.rabbit.message.RabbitMessage": _RABBIT,
+    "faststream.kafka.message.KafkaMessage": _KAFKA,
+    "faststream.kafka.message.KafkaAckableMessage": _KAFKA,
+    "faststream.confluent.message.KafkaMessage": _CONFLUENT,
+    "faststream.nats.message.NatsMessage": _NATS_JS,
+    "faststream.nats.message.NatsBatchMessage": _NATS_JS,
+    "faststream.nats.message.NatsKvMessage": _NATS_KV,
+    "faststream.nats.message.NatsObjMessage": _NATS_OBJ,
+    "faststream.mqtt.message.MQTTMessage": _MQTT,
 }
 """FastStream message class (qualified name) -> the built-in adapter that deletes it."""
