@@ -1,0 +1,291 @@
+"""Collect deletions and send them in batches: one ``delete_many`` per adapter per flush.
+
+.. code-block:: python
+
+    async with msgdel.Batcher() as batcher:
+        future = await batcher.submit(msg)      # queued; waits only for back-pressure
+        result = await batcher.delete(other)    # queued and awaited
+    # leaving the block flushed everything and waited for every result
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from msgdel.api import call_adapter, check_semantics
+from msgdel.errors import DeletionFailed, MsgdelError
+from msgdel.protocol import Deletable
+from msgdel.registry import Registry, default_registry
+from msgdel.semantics import Semantics
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from msgdel.result import DeleteResult
+
+__all__ = ["Batcher"]
+
+log = logging.getLogger("msgdel.batcher")
+
+_Item = tuple[Any, Deletable, "asyncio.Future[DeleteResult]"]
+
+
+class Batcher:
+    """Batches deletions per adapter; flushes by size, by delay, on :meth:`flush` and on close.
+
+    Guarantees:
+
+    - every submitted message gets its own result or exception on its future;
+    - messages are grouped per adapter and sent through the adapter's ``delete_many``
+      (one round trip per broker target); a failing group does not fail the others, and a
+      group that fails is retried message by message so each one gets its own outcome;
+    - a :class:`~msgdel.DeletionFailed` with ``retryable=True`` is retried up to ``retries``
+      times with exponential backoff starting at ``backoff`` seconds (capped at
+      ``max_backoff``);
+    - at most ``max_pending`` messages are queued or in flight: :meth:`submit` waits for
+      room beyond that (back-pressure), so memory stays bounded;
+    - nothing submitted is dropped on close: closing flushes and waits for every result.
+      Cancelling a caller of :meth:`delete` does not withdraw its deletion; cancelling the
+      future returned by :meth:`submit` withdraws it only if it was not sent yet.
+
+    The batcher starts lazily on the running event loop; ``async with`` is optional but
+    :meth:`close` (or leaving the block) must run before the loop ends.
+    """
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        max_size: int = 512,
+        max_delay: float = 0.005,
+        max_pending: int = 10_000,
+        *,
+        require: Semantics | None = None,
+        retries: int = 5,
+        backoff: float = 0.1,
+        max_backoff: float = 2.0,
+    ) -> None:
+        if registry is not None and not isinstance(registry, Registry):
+            raise TypeError(f"registry must be a msgdel.Registry or None, got {registry!r}")
+        _check_int("max_size", max_size, 1)
+        _check_int("max_pending", max_pending, 1)
+        _check_int("retries", retries, 0)
+        for name, value in (("max_delay", max_delay), ("backoff", backoff),
+                            ("max_backoff", max_backoff)):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0 (seconds), got {value!r}")
+        if require is not None and not isinstance(require, Semantics):
+            raise TypeError(f"require must be a msgdel.Semantics or None, got {require!r}")
+        self.registry = registry
+        self.max_size = max_size
+        self.max_delay = float(max_delay)
+        self.max_pending = max_pending
+        self.require = require
+        self.retries = retries
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+
+        self._buffer: list[_Item] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._outstanding = 0
+        self._room: asyncio.Event | None = None
+        self._closed = False
+
+    # -- public API ----------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Messages submitted whose result is not settled yet (queued or in flight)."""
+        return self._outstanding
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def submit(self, message: Any) -> asyncio.Future[DeleteResult]:
+        """Queue ``message`` for deletion and return the future of its result.
+
+        Waits only while ``max_pending`` messages are outstanding. Raises, without queueing,
+        :class:`~msgdel.AdapterNotFound` or :class:`~msgdel.UnsupportedDeletion` when the
+        message has no adapter or its adapter does not meet ``require``, and
+        ``RuntimeError`` after :meth:`close`.
+        """
+        if self._closed:
+            raise RuntimeError("this msgdel.Batcher is closed; create a new one to delete more")
+        adapter = (self.registry or default_registry).resolve(type(message))
+        check_semantics(adapter, self.require)
+        while self._outstanding >= self.max_pending:
+            room = self._room_event()
+            room.clear()
+            await room.wait()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[DeleteResult] = loop.create_future()
+        self._outstanding += 1
+        self._buffer.append((message, adapter, future))
+        if len(self._buffer) >= self.max_size:
+            self._send()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.max_delay, self._send)
+        return future
+
+    async def delete(self, message: Any) -> DeleteResult:
+        """Submit ``message`` and wait for its result (or raise its error).
+
+        Cancelling the caller does not withdraw the deletion: it is still sent.
+        """
+        future = await self.submit(message)
+        return await asyncio.shield(future)
+
+    async def flush(self) -> None:
+        """Send everything queued now and wait until every batch sent so far has settled."""
+        self._send()
+        while self._inflight:
+            await asyncio.wait(set(self._inflight))
+
+    async def close(self) -> None:
+        """Refuse new submissions, then flush and wait for every outstanding result."""
+        self._closed = True
+        while self._buffer or self._inflight:
+            await self.flush()
+            if self._buffer or self._inflight:
+                await asyncio.sleep(0)
+
+    async def __aenter__(self) -> Batcher:
+        self._closed = False
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<msgdel.Batcher {state} pending={self._outstanding} max_size={self.max_size} "
+            f"max_delay={self.max_delay} max_pending={self.max_pending}>"
+        )
+
+    # -- internals -----------------------------------------------------------------------
+    def _room_event(self) -> asyncio.Event:
+        if self._room is None:
+            self._room = asyncio.Event()
+        return self._room
+
+    def _send(self) -> None:
+        """Move the buffer into a batch task (no-op when the buffer is empty)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _run(self, batch: list[_Item]) -> None:
+        """Deliver one batch; every future in it is settled when this returns or is cancelled."""
+        try:
+            groups: dict[int, tuple[Deletable, list[Any], list[asyncio.Future[DeleteResult]]]] = {}
+            for message, adapter, future in batch:
+                if future.done():  # withdrawn by its submitter before it was sent
+                    continue
+                group = groups.get(id(adapter))
+                if group is None:
+                    group = groups[id(adapter)] = (adapter, [], [])
+                group[1].append(message)
+                group[2].append(future)
+            if len(groups) == 1:
+                (group,) = groups.values()
+                await self._deliver(*group)
+            elif groups:
+                await asyncio.gather(*(self._deliver(*g) for g in groups.values()))
+        finally:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(
+                        DeletionFailed(
+                            "the batch was cancelled before the broker answered; the message "
+                            "may or may not have been deleted: delete it again to find out",
+                            retryable=True,
+                        )
+                    )
+            self._release(len(batch))
+
+    async def _deliver(
+        self,
+        adapter: Deletable,
+        messages: list[Any],
+        futures: list[asyncio.Future[DeleteResult]],
+    ) -> None:
+        """Settle ``futures`` with the results of deleting ``messages`` through ``adapter``."""
+        try:
+            results = await self._with_retries(adapter, adapter.delete_many, messages)
+            if len(results) != len(messages):
+                raise DeletionFailed(
+                    f"{adapter!r} returned {len(results)} results for {len(messages)} messages",
+                    retryable=False,
+                )
+        except MsgdelError as exc:
+            if len(messages) == 1 or (isinstance(exc, DeletionFailed) and exc.retryable):
+                # One message, or the broker stayed unreachable through every retry.
+                for future in futures:
+                    _settle(future, exc)
+                return
+            # One target of the group failed: isolate it, message by message.
+            log.debug("batch of %d through %r failed (%s); retrying one by one",
+                      len(messages), adapter, exc)  # fmt: skip
+            await asyncio.gather(
+                *(self._deliver_one(adapter, m, f) for m, f in zip(messages, futures, strict=True))
+            )
+            return
+        for future, result in zip(futures, results, strict=True):
+            _settle(future, result)
+
+    async def _deliver_one(
+        self, adapter: Deletable, message: Any, future: asyncio.Future[DeleteResult]
+    ) -> None:
+        try:
+            result: DeleteResult = await self._with_retries(adapter, adapter.delete, message)
+        except MsgdelError as exc:
+            _settle(future, exc)
+        else:
+            _settle(future, result)
+
+    async def _with_retries(self, adapter: Deletable, method: Any, arg: Any) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await call_adapter(adapter, method, arg)
+            except DeletionFailed as exc:
+                if not exc.retryable or attempt >= self.retries:
+                    raise
+                delay = min(self.backoff * 2**attempt, self.max_backoff)
+                attempt += 1
+                log.warning("retrying deletion through %r in %.2fs (attempt %d of %d): %s",
+                            adapter, delay, attempt, self.retries, exc)  # fmt: skip
+                await asyncio.sleep(delay)
+
+    def _release(self, count: int) -> None:
+        self._outstanding -= count
+        if self._room is not None and self._outstanding < self.max_pending:
+            self._room.set()
+
+
+def _settle(future: asyncio.Future[DeleteResult], outcome: DeleteResult | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
