@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion
@@ -23,7 +23,8 @@ async def delete(
     """
     adapter = (registry or default_registry).resolve(type(message))
     check_semantics(adapter, require)
-    return await call_adapter(adapter, adapter.delete, message)
+    result: DeleteResult = await call_adapter(adapter, adapter.delete, message)
+    return result
 
 
 async def delete_many(
@@ -59,7 +60,7 @@ async def delete_many(
             results[i] = result
 
     if len(groups) == 1:
-        (adapter, indexes), = groups.values()
+        ((adapter, indexes),) = groups.values()
         await run(adapter, indexes)
     else:
         outcomes = await asyncio.gather(
@@ -87,6 +88,4 @@ async def call_adapter(adapter: Deletable, method: Any, arg: Any) -> Any:
     except MsgdelError:
         raise
     except Exception as exc:
-        raise DeletionFailed(
-            f"{adapter!r} failed: {exc!r}", retryable=False, cause=exc
-        ) from exc
+        raise DeletionFailed(f"{adapter!r} failed: {exc!r}", retryable=False, cause=exc) from exc

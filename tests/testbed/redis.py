@@ -21,7 +21,7 @@ def redis8_executable() -> str:
 
 
 class RedisServer(BrokerProcess):
-    """A private redis-server: no persistence, loopback only, its own port."""
+    """A private redis-server on loopback, its own port; its append-only file survives restarts."""
 
     start_timeout = 20.0
 
@@ -37,7 +37,8 @@ class RedisServer(BrokerProcess):
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
             "--dir", str(self.workdir),
             "--protected-mode", "no",
         ]  # fmt: skip
@@ -74,8 +75,7 @@ class RedisServer(BrokerProcess):
 
 
 def redis7(workdir: Path) -> RedisServer:
-    return RedisServer(workdir, executable=find_executable(SYSTEM_REDIS),
-                       name="redis7")
+    return RedisServer(workdir, executable=find_executable(SYSTEM_REDIS), name="redis7")
 
 
 def redis8(workdir: Path) -> RedisServer:
