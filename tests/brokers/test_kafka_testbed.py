@@ -1,0 +1,142 @@
+"""The Apache Kafka test bed (single KRaft node and three-node cluster) works through FastStream."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.kafka
+
+
+def _topic(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def _publish_and_consume(
+    url: str | list[str], topic: str, count: int, expect: int = 0
+) -> list[str]:
+    """Publish ``count`` messages, then consume until ``expect`` (default ``count``) arrived."""
+    from faststream.kafka import KafkaBroker
+
+    broker = KafkaBroker(url)
+    got: list[str] = []
+    done = asyncio.Event()
+
+    @broker.subscriber(topic, group_id="smoke", auto_offset_reset="earliest")
+    async def handle(body: str) -> None:
+        got.append(body)
+        if len(got) == (expect or count):
+            done.set()
+
+    async with broker:
+        await broker.start()
+        for i in range(count):
+            await broker.publish(f"m{i}", topic=topic)
+        await asyncio.wait_for(done.wait(), 30)
+    return got
+
+
+async def _log_offsets(url: str, topic: str) -> tuple[int, int]:
+    """(log start offset, log end offset) of partition 0, as the broker reports them."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=url)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        start = (await consumer.beginning_offsets([tp]))[tp]
+        end = (await consumer.end_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
+    return start, end
+
+
+async def test_publish_consume_then_read_log_end_offset(kafka_server: Any) -> None:
+    topic = _topic("smoke")
+    got = await _publish_and_consume(kafka_server.url, topic, 3)
+    assert got == ["m0", "m1", "m2"]
+    assert await _log_offsets(kafka_server.url, topic) == (0, 3)
+
+
+async def test_consuming_works_after_a_restart(kafka_server: Any) -> None:
+    from faststream.kafka import KafkaBroker
+
+    topic = _topic("restart")
+    async with KafkaBroker(kafka_server.url) as broker:
+        await broker.publish("before", topic=topic)
+    await asyncio.to_thread(kafka_server.restart)
+    assert await _log_offsets(kafka_server.url, topic) == (0, 1)
+    got = await _publish_and_consume(kafka_server.url, topic, 1, expect=2)
+    assert got == ["before", "m0"]
+
+
+@pytest.mark.confluent
+async def test_confluent_publish_consume_then_read_log_end_offset(kafka_server: Any) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+    from faststream.confluent import KafkaBroker
+
+    topic = _topic("confluent")
+    broker = KafkaBroker(kafka_server.url)
+    got: list[str] = []
+    done = asyncio.Event()
+
+    @broker.subscriber(topic, group_id="smoke", auto_offset_reset="earliest")
+    async def handle(body: str) -> None:
+        got.append(body)
+        if len(got) == 2:
+            done.set()
+
+    async with broker:
+        await broker.start()
+        for i in range(2):
+            await broker.publish(f"c{i}", topic=topic)
+        await asyncio.wait_for(done.wait(), 30)
+    assert got == ["c0", "c1"]
+
+    consumer = Consumer({"bootstrap.servers": kafka_server.url, "group.id": "probe"})
+    try:
+        low, high = await asyncio.to_thread(
+            consumer.get_watermark_offsets, TopicPartition(topic, 0), 10
+        )
+    finally:
+        consumer.close()
+    assert (low, high) == (0, 2)
+
+
+async def test_cluster_has_three_brokers_and_spreads_partition_leaders(kafka_cluster: Any) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    topic = _topic("spread")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_cluster.url)
+    await admin.start()
+    try:
+        assignment = {0: [1, 2, 3], 1: [2, 3, 1], 2: [3, 1, 2]}
+        await admin.create_topics([NewTopic(topic, -1, -1, replica_assignments=assignment)])
+        brokers = (await admin.describe_cluster())["brokers"]
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    assert sorted(b["node_id"] for b in brokers) == [1, 2, 3]
+    leaders = {p["partition"]: p["leader"] for p in described[0]["partitions"]}
+    assert leaders == {0: 1, 1: 2, 2: 3}
+
+
+async def test_cluster_serves_a_topic_while_one_broker_restarts(kafka_cluster: Any) -> None:
+    topic = _topic("cluster")
+    got = await _publish_and_consume(kafka_cluster.servers, topic, 2)
+    assert got == ["m0", "m1"]
+    await asyncio.to_thread(kafka_cluster.node(2).restart)
+    assert kafka_cluster.running
+    assert await _log_offsets(kafka_cluster.url, topic) == (0, 2)
+
+
+def test_missing_jars_say_what_to_run(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.testbed import kafka
+    from tests.testbed.process import BrokerUnavailable
+
+    monkeypatch.setattr(kafka, "LIBS", tmp_path / "libs")
+    with pytest.raises(BrokerUnavailable, match="scripts/setup"):
+        kafka.KafkaServer(tmp_path)
