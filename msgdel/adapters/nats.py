@@ -1,0 +1,437 @@
+"""NATS: delete JetStream messages by stream sequence, KV keys and object-store objects.
+
+Imports only nats-py (and FastStream's NATS message classes, through the registry).
+
+- :class:`JetStreamAdapter` sends ``$JS.API.STREAM.MSG.DELETE.<stream>`` with the stream
+  sequence from the message's own metadata, on the connection the message arrived on. Core
+  NATS messages were never stored: ``NOT_STORED`` / ``NOTHING_STORED``, nothing is sent.
+- :class:`KeyValueAdapter` deletes (or purges) the key of a KV watch entry.
+- :class:`ObjectStoreAdapter` deletes the object of an object-store watch entry.
+
+Messages of FastStream's ``TestNatsBroker`` give ``SKIPPED``; nothing is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js.api import ObjectInfo
+from nats.js.kv import KeyValue
+
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
+from msgdel.result import DeleteResult
+from msgdel.semantics import Outcome, Semantics
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.js.client import JetStreamContext
+    from nats.js.object_store import ObjectStore
+
+__all__ = ["JetStreamAdapter", "KeyValueAdapter", "ObjectStoreAdapter"]
+
+BROKER = "nats"
+DEFAULT_CONCURRENCY = 100
+"""Requests in flight at once in ``delete_many``."""
+
+ALREADY_DELETED_CODES = frozenset({10057, 10043})
+"""JetStream error codes meaning "no such message" (which one depends on mode and version)."""
+STREAM_NOT_FOUND_CODE = 10059
+WRONG_LAST_SEQUENCE_CODE = 10071
+_RETRYABLE_STATUS = frozenset({408, 503})
+
+T = TypeVar("T")
+
+
+# -- shared helpers -----------------------------------------------------------------------------
+async def _bounded(
+    jobs: Sequence[Callable[[], Awaitable[T]]], limit: int
+) -> list[T | BaseException]:
+    """Run ``jobs`` with at most ``limit`` in flight; each slot holds a result or its exception."""
+    results: list[T | BaseException] = [RuntimeError("not run")] * len(jobs)
+    pending = iter(range(len(jobs)))
+
+    async def worker() -> None:
+        for index in pending:
+            try:
+                results[index] = await jobs[index]()
+            except Exception as exc:
+                results[index] = exc
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(limit, len(jobs))))))
+    return results
+
+
+def _raise_first(outcomes: Sequence[object]) -> None:
+    """Raise the first exception in ``outcomes`` (input order), after all were attempted."""
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+def _is_test_double(producer: object) -> bool:
+    """Whether FastStream's in-memory test broker replaced the broker's producer."""
+    module = type(producer).__module__
+    return module.startswith("faststream.") and module.endswith(".testing")
+
+
+def _handler_config() -> Any | None:
+    """The broker configuration of the FastStream handler running in this task, if any.
+
+    FastStream keeps the running subscriber in a context variable named ``handler_``.
+    """
+    for var, value in contextvars.copy_context().items():
+        if var.name == "handler_" and hasattr(value, "_outer_config"):
+            return value._outer_config
+    return None
+
+
+def _skipped(target: str, ids: Sequence[object], semantics: Semantics) -> DeleteResult:
+    return DeleteResult(BROKER, target, ids, semantics, Outcome.SKIPPED)
+
+
+def _transport_error(what: str, exc: Exception) -> DeletionFailed:
+    """A nats-py error on the wire as a ``DeletionFailed`` that says whether to retry."""
+    if isinstance(exc, nats.errors.ConnectionClosedError):
+        return DeletionFailed(
+            f"could not {what}: the NATS connection is closed; nothing was deleted. "
+            "Delete while the broker is connected.",
+            retryable=False,
+            cause=exc,
+        )
+    if isinstance(exc, nats.errors.NoRespondersError | nats.js.errors.ServiceUnavailableError):
+        return DeletionFailed(
+            f"could not {what}: no JetStream server answered (is JetStream enabled, and is "
+            "the domain right?); nothing was deleted",
+            retryable=True,
+            cause=exc,
+        )
+    if isinstance(exc, nats.errors.TimeoutError | asyncio.TimeoutError):
+        return DeletionFailed(
+            f"could not {what}: JetStream did not answer in time; retry later",
+            retryable=True,
+            cause=exc,
+        )
+    return DeletionFailed(f"could not {what}: {exc!r}", retryable=False, cause=exc)
+
+
+# -- JetStream messages -------------------------------------------------------------------------
+class JetStreamAdapter:
+    """Deletes exactly the consumed JetStream message(s), by stream sequence.
+
+    ``erase=False`` (default) sends ``no_erase: true``: the message is removed from the stream
+    at once, but its bytes stay in the stream's files until compaction. ``erase=True``
+    overwrites the bytes first (secure delete, slower). ``concurrency`` bounds the requests in
+    flight in :meth:`delete_many`; ``timeout`` is each request's timeout in seconds;
+    ``api_prefix`` overrides the JetStream API prefix (default ``$JS.API``, or
+    ``$JS.<domain>.API`` when the message names a domain).
+    """
+
+    semantics = Semantics.EXACT
+
+    def __init__(
+        self,
+        *,
+        erase: bool = False,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        timeout: float = 5.0,
+        api_prefix: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.erase = erase
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.api_prefix = api_prefix
+
+    def __repr__(self) -> str:
+        return f"JetStreamAdapter(erase={self.erase}, concurrency={self.concurrency})"
+
+    async def delete(self, message: Any, /) -> DeleteResult:
+        """Delete the stored message(s) behind one ``NatsMessage`` or ``NatsBatchMessage``."""
+        return (await self.delete_many([message]))[0]
+
+    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
+        """Delete every message with at most ``concurrency`` requests in flight.
+
+        Results come in input order. When a request fails, every other request is still
+        made, then the first failure (in input order) is raised.
+        """
+        plans = [self._plan(m) for m in messages]
+        jobs: list[Callable[[], Awaitable[Outcome]]] = []
+        for plan in plans:
+            if isinstance(plan, _Plan):
+                jobs.extend(self._job(plan, seq) for seq in plan.seqs)
+        outcomes = await _bounded(jobs, self.concurrency) if jobs else []
+        _raise_first(outcomes)
+        results: list[DeleteResult] = []
+        position = 0
+        for plan in plans:
+            if isinstance(plan, DeleteResult):
+                results.append(plan)
+                continue
+            mine = outcomes[position : position + len(plan.seqs)]
+            position += len(plan.seqs)
+            removed = sum(1 for o in mine if o is Outcome.DELETED)
+            outcome = Outcome.DELETED if removed else Outcome.ALREADY_GONE
+            results.append(
+                DeleteResult(BROKER, plan.stream, plan.seqs, Semantics.EXACT, outcome, removed)
+            )
+        return results
+
+    def _plan(self, message: Any) -> _Plan | DeleteResult:
+        """What to send for ``message``, or its result when nothing needs sending."""
+        raw = message.raw_message
+        msgs: list[Msg] = list(raw) if isinstance(raw, list) else [raw]
+        if not msgs:
+            raise NotDeletable(
+                "this NatsBatchMessage holds no messages; there is nothing to delete"
+            )
+        first = msgs[0]
+        if first._client is None:  # FastStream's TestNatsBroker builds messages without a client
+            return _skipped(first.subject, [], Semantics.EXACT)
+        try:
+            metas = [m.metadata for m in msgs]
+        except nats.errors.NotJSMessageError:
+            # Core NATS: the server never stored it.
+            return DeleteResult(
+                BROKER, first.subject, [], Semantics.NOT_STORED, Outcome.NOTHING_STORED
+            )
+        stream, domain = metas[0].stream, metas[0].domain
+        if any(m.stream != stream for m in metas):
+            raise NotDeletable("this batch mixes messages of several streams; delete them singly")
+        prefix = self.api_prefix or (f"$JS.{domain}.API" if domain else "$JS.API")
+        seqs = tuple(m.sequence.stream for m in metas)
+        return _Plan(first._client, f"{prefix}.STREAM.MSG.DELETE.{stream}", stream, seqs)
+
+    def _job(self, plan: _Plan, seq: int) -> Callable[[], Awaitable[Outcome]]:
+        async def run() -> Outcome:
+            return await self._delete_seq(plan, seq)
+
+        return run
+
+    async def _delete_seq(self, plan: _Plan, seq: int) -> Outcome:
+        body: dict[str, Any] = {"seq": seq}
+        if not self.erase:
+            body["no_erase"] = True
+        what = f"delete sequence {seq} from JetStream stream {plan.stream!r}"
+        try:
+            reply = await plan.client.request(
+                plan.subject, json.dumps(body).encode(), timeout=self.timeout
+            )
+            answer = json.loads(reply.data)
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise _transport_error(what, exc) from exc
+        error = answer.get("error")
+        if not error:
+            return Outcome.DELETED
+        return _jetstream_error(plan.stream, seq, error)
+
+
+class _Plan:
+    """One FastStream message's deletion requests: the client, subject and sequences."""
+
+    __slots__ = ("client", "seqs", "stream", "subject")
+
+    def __init__(self, client: Client, subject: str, stream: str, seqs: tuple[int, ...]) -> None:
+        self.client = client
+        self.subject = subject
+        self.stream = stream
+        self.seqs = seqs
+
+
+def _jetstream_error(stream: str, seq: int, error: dict[str, Any]) -> Outcome:
+    """Map a JetStream API error to ``ALREADY_GONE`` or raise the matching msgdel error."""
+    code = int(error.get("err_code") or 0)
+    status = int(error.get("code") or 0)
+    text = str(error.get("description", ""))
+    if "not permitted" in text:
+        # nats-server answers deny_delete with 10057 too: check the text first.
+        raise UnsupportedDeletion(
+            f"JetStream stream {stream!r} has deny_delete set, so single messages cannot be "
+            "deleted from it; its messages leave only by its limits or a purge. Remove "
+            "deny_delete from the stream's configuration to delete messages."
+        )
+    if code in ALREADY_DELETED_CODES or code == STREAM_NOT_FOUND_CODE:
+        return Outcome.ALREADY_GONE
+    raise DeletionFailed(
+        f"JetStream refused to delete sequence {seq} from stream {stream!r}: {text} "
+        f"(status {status}, code {code})",
+        retryable=status in _RETRYABLE_STATUS,
+    )
+
+
+# -- KV and object store ------------------------------------------------------------------------
+class _BucketAdapter:
+    """Finds the JetStream context for KV and object-store entries, which carry no client.
+
+    ``connection`` may be a FastStream ``NatsBroker``, a nats-py ``Client`` or a
+    ``JetStreamContext``. Without one, the adapter uses the broker of the FastStream handler
+    that is running (so the default registry works inside handlers).
+    """
+
+    semantics = Semantics.EXACT
+
+    def __init__(self, connection: Any = None, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.connection = connection
+        self.concurrency = concurrency
+
+    def _jetstream(self, kind: str) -> JetStreamContext | None:
+        """The JetStream context to use; ``None`` under FastStream's in-memory test broker."""
+        source = self.connection
+        config = getattr(source, "config", None) if source is not None else _handler_config()
+        if config is not None:
+            if _is_test_double(getattr(config, "producer", None)):
+                return None
+            try:
+                stream: JetStreamContext = config.connection_state.stream
+            except Exception as exc:
+                raise DeletionFailed(
+                    f"the NATS broker is not connected; connect it before deleting {kind}",
+                    retryable=True,
+                    cause=exc,
+                ) from exc
+            return stream
+        if source is None:
+            raise UnsupportedDeletion(
+                f"{kind} do not carry their connection and no FastStream handler is running: "
+                f"register the adapter with your broker, e.g. msgdel.register(NatsKvMessage, "
+                f"{type(self).__name__}(broker), replace=True)"
+            )
+        if hasattr(source, "jetstream"):
+            client: Client = source
+            return client.jetstream()
+        context: JetStreamContext = source
+        return context
+
+    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
+        """Delete every entry, at most ``concurrency`` at once; results in input order."""
+        jobs = [self._job(m) for m in messages]
+        outcomes = await _bounded(jobs, self.concurrency)
+        _raise_first(outcomes)
+        return [o for o in outcomes if isinstance(o, DeleteResult)]
+
+    def _job(self, message: Any) -> Callable[[], Awaitable[DeleteResult]]:
+        async def run() -> DeleteResult:
+            result: DeleteResult = await self.delete(message)  # type: ignore[attr-defined]
+            return result
+
+        return run
+
+
+class KeyValueAdapter(_BucketAdapter):
+    """Deletes the key of a consumed KV watch entry (``NatsKvMessage``).
+
+    By default a delete marker is written and the key's history is kept; ``purge=True``
+    removes the history too. Only the consumed revision is deleted: if the key changed since,
+    :class:`~msgdel.NotDeletable` is raised and the newer value stays. An entry that is itself
+    a delete or purge marker (a watcher sees its own delete as a new event) gives
+    ``ALREADY_GONE`` and sends nothing, which keeps a delete-on-consume handler from looping.
+    """
+
+    def __init__(
+        self,
+        connection: Any = None,
+        *,
+        purge: bool = False,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
+        super().__init__(connection, concurrency=concurrency)
+        self.purge = purge
+
+    def __repr__(self) -> str:
+        return f"KeyValueAdapter(purge={self.purge})"
+
+    async def delete(self, message: Any, /) -> DeleteResult:
+        """Delete (or purge) the entry's key if it still holds the consumed revision."""
+        entry: KeyValue.Entry = message.raw_message
+        if entry.operation in ("DEL", "PURGE"):
+            return DeleteResult(
+                BROKER, entry.bucket, [entry.key], self.semantics, Outcome.ALREADY_GONE
+            )
+        js = self._jetstream("KV entries")
+        if js is None:
+            return _skipped(entry.bucket, [entry.key], self.semantics)
+        what = f"delete key {entry.key!r} from KV bucket {entry.bucket!r}"
+        try:
+            kv = await js.key_value(entry.bucket)
+            headers = {"KV-Operation": "PURGE" if self.purge else "DEL"}
+            if self.purge:
+                headers["Nats-Rollup"] = "sub"
+            if entry.revision:
+                headers["Nats-Expected-Last-Subject-Sequence"] = str(entry.revision)
+            subject = getattr(kv, "_pre", f"$KV.{entry.bucket}.") + entry.key
+            await js.publish(subject, b"", headers=headers)
+        except nats.js.errors.BucketNotFoundError:
+            return DeleteResult(
+                BROKER, entry.bucket, [entry.key], self.semantics, Outcome.ALREADY_GONE
+            )
+        except nats.js.errors.APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE_CODE:
+                return await self._changed(js, entry)
+            raise DeletionFailed(f"could not {what}: {exc}", retryable=False, cause=exc) from exc
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise _transport_error(what, exc) from exc
+        return DeleteResult(BROKER, entry.bucket, [entry.key], self.semantics, Outcome.DELETED, 1)
+
+    async def _changed(self, js: JetStreamContext, entry: KeyValue.Entry) -> DeleteResult:
+        """The key moved past the consumed revision: gone already, or a newer value we keep."""
+        kv = await js.key_value(entry.bucket)
+        try:
+            current = await kv.get(entry.key)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return DeleteResult(
+                BROKER, entry.bucket, [entry.key], self.semantics, Outcome.ALREADY_GONE
+            )
+        raise NotDeletable(
+            f"key {entry.key!r} in KV bucket {entry.bucket!r} changed to revision "
+            f"{current.revision} after the consumed revision {entry.revision}; msgdel deletes only "
+            "the value it was given, so the newer value was kept"
+        )
+
+
+class ObjectStoreAdapter(_BucketAdapter):
+    """Deletes the object of a consumed object-store watch entry (``NatsObjMessage``).
+
+    Only the consumed object is deleted: if the name now holds a newer object (another
+    upload), :class:`~msgdel.NotDeletable` is raised. An entry that reports a deleted object
+    (a watcher sees its own delete) gives ``ALREADY_GONE`` and sends nothing.
+    """
+
+    def __repr__(self) -> str:
+        return "ObjectStoreAdapter()"
+
+    async def delete(self, message: Any, /) -> DeleteResult:
+        """Delete the entry's object, its chunks included, if it is still the same upload."""
+        info: ObjectInfo = message.raw_message
+        gone = DeleteResult(BROKER, info.bucket, [info.name], self.semantics, Outcome.ALREADY_GONE)
+        if info.deleted:
+            return gone
+        js = self._jetstream("object-store entries")
+        if js is None:
+            return _skipped(info.bucket, [info.name], self.semantics)
+        what = f"delete object {info.name!r} from object store {info.bucket!r}"
+        try:
+            store: ObjectStore = await js.object_store(info.bucket)
+            current = await store.get_info(info.name)
+            if current.nuid != info.nuid:
+                raise NotDeletable(
+                    f"object {info.name!r} in bucket {info.bucket!r} was replaced by a newer "
+                    "upload after this entry; msgdel deletes only the object it was given"
+                )
+            await store.delete(info.name)
+        except (nats.js.errors.NotFoundError, nats.js.errors.ObjectDeletedError):
+            return gone
+        except MsgdelError:
+            raise
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise _transport_error(what, exc) from exc
+        return DeleteResult(BROKER, info.bucket, [info.name], self.semantics, Outcome.DELETED, 1)
