@@ -1,0 +1,87 @@
+"""The RabbitMQ node of the test bed works end to end through FastStream."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import aio_pika
+import pytest
+from faststream.rabbit import RabbitBroker, RabbitQueue
+
+pytestmark = pytest.mark.rabbit
+
+
+async def queue_depth(url: str, queue: str) -> int:
+    """Messages ready in ``queue``, read with a passive declare on a separate connection."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        count = declared.declaration_result.message_count
+        return int(count) if count is not None else 0
+    finally:
+        await connection.close()
+
+
+async def consume(url: str, queue: RabbitQueue, count: int, publish: list[str]) -> list[str]:
+    """Publish ``publish`` to ``queue`` with FastStream, then consume ``count`` messages."""
+    broker = RabbitBroker(url, logger=None)
+    got: list[str] = []
+    done = asyncio.Event()
+
+    @broker.subscriber(queue)
+    async def handle(body: str) -> None:
+        got.append(body)
+        if len(got) == count:
+            done.set()
+
+    async with broker:
+        await broker.start()
+        for body in publish:
+            await broker.publish(body, queue=queue, persist=True)
+        await asyncio.wait_for(done.wait(), 10)
+    return got
+
+
+async def test_publish_consume_then_read_queue_depth(rabbit_server: Any) -> None:
+    name = f"smoke-{uuid.uuid4().hex[:8]}"
+    got = await consume(rabbit_server.url, RabbitQueue(name), 3, ["m0", "m1", "m2"])
+    assert got == ["m0", "m1", "m2"]
+    assert await queue_depth(rabbit_server.url, name) == 0
+
+    broker = RabbitBroker(rabbit_server.url, logger=None)
+    async with broker:
+        await broker.connect()
+        await broker.publish("left", queue=name)
+        await broker.publish("over", queue=name)
+    assert await queue_depth(rabbit_server.url, name) == 2
+
+
+async def test_durable_queue_survives_a_restart_and_consuming_still_works(
+    rabbit_server: Any,
+) -> None:
+    name = f"restart-{uuid.uuid4().hex[:8]}"
+    broker = RabbitBroker(rabbit_server.url, logger=None)
+    async with broker:
+        await broker.connect()
+        await broker.declare_queue(RabbitQueue(name, durable=True))
+        await broker.publish("before", queue=name, persist=True)
+
+    rabbit_server.restart()
+
+    assert await queue_depth(rabbit_server.url, name) == 1
+    got = await consume(rabbit_server.url, RabbitQueue(name, durable=True), 2, ["after"])
+    assert got == ["before", "after"]
+    assert await queue_depth(rabbit_server.url, name) == 0
+
+
+def test_node_is_private(rabbit_server: Any) -> None:
+    """Its own node name, AMQP port and epmd, data and logs inside its work dir."""
+    assert rabbit_server.node == f"msgdel-{rabbit_server.port}@localhost"
+    assert rabbit_server.port != 5672
+    assert rabbit_server.epmd_port != 4369
+    node_dir = rabbit_server.workdir / "mnesia" / rabbit_server.node
+    assert node_dir.is_dir()
+    assert (rabbit_server.workdir / "log" / f"{rabbit_server.node}.log").exists()
