@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from faststream.redis.message import FakeConsumer
 from redis import exceptions as redis_errors
 
 from msgdel.errors import DeletionFailed, NotDeletable, UnsupportedDeletion
@@ -26,6 +25,13 @@ XACKDEL_VERSION = (8, 2)
 
 # Per-id replies of XACKDEL and XDELEX.
 _NOT_FOUND, _DELETED, _STILL_REFERENCED = -1, 1, 2
+
+try:  # FastStream 0.7 binds a FakeConsumer to the in-memory test broker's stream messages
+    from faststream.redis.message import FakeConsumer
+
+    _FAKE_CONSUMERS: tuple[type, ...] = (FakeConsumer,)
+except ImportError:  # FastStream 0.6: those messages carry no client and no ids
+    _FAKE_CONSUMERS = ()
 
 _versions: weakref.WeakKeyDictionary[Any, tuple[int, ...]] = weakref.WeakKeyDictionary()
 
@@ -255,7 +261,7 @@ def _address(message: Any) -> _Address | None:
     raw_ids = raw.get("message_ids") or ()
     ids = tuple(i if isinstance(i, bytes) else str(i).encode() for i in raw_ids)
     client = getattr(message, "consumer", None)
-    if isinstance(client, FakeConsumer) or (client is None and not ids):
+    if isinstance(client, _FAKE_CONSUMERS) or (client is None and not ids):
         return None
     if client is None:
         raise NotDeletable(_UNBOUND_HINT)

@@ -99,8 +99,11 @@ def _capture_messages(broker: RedisBroker, capture: Any) -> None:
     """Record every consumed FastStream message object through a broker middleware."""
     from faststream import BaseMiddleware
 
+    from msgdel.compat import bind_to_subscriber
+
     class Capture(BaseMiddleware):
         async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+            bind_to_subscriber(msg, self.context)  # what DeleteMiddleware does on FastStream 0.6
             await capture(msg)
             return await call_next(msg)
 

@@ -1,0 +1,160 @@
+"""The registry: which adapter deletes which message class."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import msgdel
+from msgdel import AdapterNotFound, MsgdelError, Registry, Semantics
+from tests.core.adapters import DictAdapter, Note, SpecialNote
+
+
+def test_a_registered_type_resolves_to_its_adapter() -> None:
+    registry = Registry(builtins=False)
+    adapter = DictAdapter()
+    registry.register(Note, adapter)
+    assert registry.resolve(Note) is adapter
+
+
+def test_a_subclass_resolves_to_its_closest_registered_ancestor() -> None:
+    registry = Registry(builtins=False)
+    base, special = DictAdapter(), DictAdapter()
+    registry.register(Note, base)
+    assert registry.resolve(SpecialNote) is base
+
+    registry.register(SpecialNote, special)  # the cache is cleared by the change
+    assert registry.resolve(SpecialNote) is special
+    assert registry.resolve(Note) is base
+
+
+def test_registering_a_type_twice_names_both_adapters() -> None:
+    registry = Registry(builtins=False)
+    registry.register(Note, DictAdapter(Semantics.EXACT))
+    with pytest.raises(
+        ValueError, match=r"DictAdapter\(EXACT\).*replace=True.*DictAdapter\(PREFIX\)"
+    ):
+        registry.register(Note, DictAdapter(Semantics.PREFIX))
+
+
+def test_replace_true_swaps_the_adapter() -> None:
+    registry = Registry(builtins=False)
+    registry.register(Note, DictAdapter())
+    second = DictAdapter()
+    registry.register(Note, second, replace=True)
+    assert registry.resolve(Note) is second
+
+
+def test_unregister_forgets_the_type_and_clears_the_cache() -> None:
+    registry = Registry(builtins=False)
+    registry.register(Note, DictAdapter())
+    registry.resolve(SpecialNote)
+    registry.unregister(Note)
+    with pytest.raises(AdapterNotFound):
+        registry.resolve(SpecialNote)
+    with pytest.raises(KeyError):
+        registry.unregister(Note)
+
+
+def test_registries_are_independent() -> None:
+    one, two = Registry(builtins=False), Registry(builtins=False)
+    one.register(Note, DictAdapter())
+    with pytest.raises(AdapterNotFound):
+        two.resolve(Note)
+
+
+def test_adapter_not_found_names_the_type_and_lists_the_registered_ones() -> None:
+    registry = Registry(builtins=False)
+    registry.register(Note, DictAdapter())
+    with pytest.raises(AdapterNotFound) as caught:
+        registry.resolve(int)
+    text = str(caught.value)
+    assert "builtins.int" in text
+    assert "tests.core.adapters.Note" in text
+    assert "msgdel.register(int, adapter)" in text
+    assert isinstance(caught.value, MsgdelError)
+
+
+def test_the_builtins_are_listed_by_faststream_class_name() -> None:
+    with pytest.raises(AdapterNotFound) as caught:
+        Registry().resolve(int)
+    assert "faststream.redis.message.RedisStreamMessage" in str(caught.value)
+    assert "faststream.kafka.message.KafkaMessage" in str(caught.value)
+
+
+def test_an_object_that_is_not_an_adapter_is_refused_at_registration() -> None:
+    with pytest.raises(TypeError, match="not a msgdel adapter"):
+        Registry().register(Note, object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be a class"):
+        Registry().register("Note", DictAdapter())  # type: ignore[arg-type]
+
+
+def test_iteration_yields_type_and_adapter_pairs() -> None:
+    registry = Registry(builtins=False)
+    adapter = DictAdapter()
+    registry.register(Note, adapter)
+    assert list(registry) == [(Note, adapter)]
+
+
+def test_module_level_register_acts_on_the_default_registry() -> None:
+    adapter = DictAdapter()
+    msgdel.register(Note, adapter)
+    try:
+        assert msgdel.default_registry.resolve(Note) is adapter
+    finally:
+        msgdel.unregister(Note)
+    with pytest.raises(AdapterNotFound):
+        msgdel.default_registry.resolve(Note)
+
+
+def _install_distribution(site: Path, name: str, entry_point: str, module_source: str) -> None:
+    """Write a minimal installed distribution (dist-info with entry points) onto ``site``."""
+    dist_info = site / f"{name}-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(f"[msgdel.adapters]\n{name} = {entry_point}\n")
+    module = entry_point.split(":")[0]
+    (site / f"{module}.py").write_text(textwrap.dedent(module_source))
+
+
+def test_entry_points_of_installed_distributions_register_their_adapters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _install_distribution(
+        tmp_path,
+        "msgdel_notes_plugin",
+        "msgdel_notes_plugin:install",
+        """
+        from tests.core.adapters import DictAdapter, Note
+
+        def install(registry):
+            registry.register(Note, DictAdapter())
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry(builtins=False)
+
+    assert registry.load_entry_points() == ["msgdel_notes_plugin"]
+    assert isinstance(registry.resolve(Note), DictAdapter)
+    sys.modules.pop("msgdel_notes_plugin", None)
+
+
+def test_a_failing_entry_point_is_named_in_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _install_distribution(
+        tmp_path,
+        "msgdel_broken_plugin",
+        "msgdel_broken_plugin:install",
+        """
+        def install(registry):
+            raise RuntimeError("bad plugin")
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(MsgdelError, match="msgdel_broken_plugin.*bad plugin"):
+        Registry(builtins=False).load_entry_points()
+    sys.modules.pop("msgdel_broken_plugin", None)
