@@ -1,4 +1,4 @@
-"""Small adapters for core tests: real implementations of msgdel.Deletable, no broker behind them."""
+"""Small adapters for core tests: real msgdel.Deletable implementations, no broker behind them."""
 
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ async def test_delete_many_checks_every_adapter_before_deleting_anything() -> No
 
 
 async def test_a_non_message_object_gets_adapter_not_found() -> None:
-    with pytest.raises(AdapterNotFound, match="builtins.object"):
+    with pytest.raises(AdapterNotFound, match=r"builtins.object"):
         await msgdel.delete(object())
 
 

@@ -155,6 +155,6 @@ def test_a_failing_entry_point_is_named_in_the_error(
         """,
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(MsgdelError, match="msgdel_broken_plugin.*bad plugin"):
+    with pytest.raises(MsgdelError, match=r"msgdel_broken_plugin.*bad plugin"):
         Registry(builtins=False).load_entry_points()
     sys.modules.pop("msgdel_broken_plugin", None)
