@@ -51,8 +51,8 @@ class DeleteMiddleware:
     ``when="success"`` deletes after the handler returns (or raises ``AckMessage``);
     ``when="always"`` also after it raises any other exception. A handler that is cancelled
     (shutdown) never has its message deleted. With a ``batcher`` the deletion is submitted
-    and the handler does not wait for the broker; without one, each message is deleted
-    before FastStream's own acknowledgement runs.
+    and the handler does not wait for the broker; without one (or once the batcher is
+    closed), each message is deleted before FastStream's own acknowledgement runs.
 
     A failed deletion is logged on the ``msgdel.faststream`` logger and the handler's result
     stands (``on_error="log"``); ``on_error="raise"`` re-raises it into FastStream, which then
@@ -106,11 +106,13 @@ class DeleteMiddleware:
         """Delete (or submit) ``message`` according to this middleware's settings."""
         bind_client(message, context)
         try:
-            if self.batcher is not None:
-                future = await self.batcher.submit(message)
+            batcher = self.batcher
+            if batcher is not None and not batcher.closed:
+                future = await batcher.submit(message)
                 future.add_done_callback(_log_failure)
-            else:
-                await delete(message, registry=self.registry, require=self.require)
+            else:  # no batcher, or it was closed at shutdown while handlers still run
+                registry = batcher.registry if batcher is not None else self.registry
+                await delete(message, registry=registry, require=self.require)
         except MsgdelError as exc:
             if self.on_error == "raise":
                 raise

@@ -195,3 +195,12 @@ def test_invalid_arguments_are_refused_with_a_clear_message(
 ) -> None:
     with pytest.raises(error, match=text):
         DeleteMiddleware(**kwargs)
+
+
+async def test_after_the_batcher_closed_handled_messages_are_deleted_directly(
+    recorder: Recorder, registry: Registry
+) -> None:
+    batcher = Batcher(registry)
+    await batcher.close()
+    await publish(app(DeleteMiddleware(batcher=batcher)), "late")
+    assert recorder.bodies == [b"late"]
