@@ -1,0 +1,262 @@
+"""What the aiokafka and confluent-kafka adapters share: deletion planning and results.
+
+Kafka cannot delete one record. ``truncate`` moves a partition's log start past the message
+(DeleteRecords, semantics PREFIX) and never further than the message's own offset + 1;
+``tombstone`` writes a null value under the message's key (semantics TOMBSTONE). This module
+decides *what* to ask for and turns the broker's answers into results; a :class:`Backend`
+(one per client library) does the I/O. It imports neither client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, Protocol, TypeVar
+
+import attrs
+
+from msgdel.errors import DeletionFailed, NotDeletable
+from msgdel.result import DeleteResult
+from msgdel.semantics import Outcome, Semantics
+
+logger = logging.getLogger("msgdel.kafka")
+
+Strategy = Literal["truncate", "tombstone"]
+TP = tuple[str, int]
+T = TypeVar("T")
+
+RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+"""Backoff between attempts of a retriable request (leader moved, broker restarting)."""
+
+
+@attrs.frozen
+class Record:
+    """Where one consumed Kafka record lives, and its key (for tombstones)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+    @property
+    def tp(self) -> TP:
+        return (self.topic, self.partition)
+
+
+class Backend(Protocol):
+    """The I/O one client library performs for the adapter, bound to one consumer."""
+
+    group_id: str | None
+    """The consumer group that read the messages (its position counts as consumed)."""
+
+    async def log_starts(self, tps: Sequence[TP]) -> dict[TP, int]:
+        """Each partition's current log start offset (low watermark)."""
+
+    async def delete_records(self, points: dict[TP, int]) -> dict[TP, int]:
+        """DeleteRecords before ``points[tp]``, one request per leader; the new low watermarks.
+
+        Raises msgdel errors; a retriable failure is ``DeletionFailed(retryable=True)``.
+        """
+
+    async def committed_floor(self, tps: Sequence[TP], exclude: str | None) -> dict[TP, int]:
+        """The lowest offset committed on each partition by any group but ``exclude``.
+
+        Partitions on which no such group committed are absent.
+        """
+
+    async def cleanup_policy(self, topic: str) -> str:
+        """The topic's ``cleanup.policy`` (for example ``delete`` or ``compact,delete``)."""
+
+    async def produce_tombstones(self, records: Sequence[Record]) -> None:
+        """Write a null value under each record's key to its partition, and wait for the acks."""
+
+
+async def with_retries(call: Callable[[], Awaitable[T]]) -> T:
+    """Run ``call``, retrying ``DeletionFailed(retryable=True)`` with a bounded backoff."""
+    for delay in RETRY_DELAYS:
+        try:
+            return await call()
+        except DeletionFailed as exc:
+            if not exc.retryable:
+                raise
+            logger.debug("retrying a Kafka request in %.2fs: %s", delay, exc)
+            await asyncio.sleep(delay)
+    return await call()
+
+
+def target_of(records: Sequence[Record]) -> str:
+    """``topic[partition]`` for each partition the records sit on, comma-separated."""
+    seen = dict.fromkeys(r.tp for r in records)
+    return ",".join(f"{topic}[{partition}]" for topic, partition in seen)
+
+
+class KafkaFamilyAdapter:
+    """The delete logic of both Kafka adapters; subclasses bind messages to a :class:`Backend`.
+
+    ``strategy="truncate"`` (semantics PREFIX) or ``"tombstone"`` (semantics TOMBSTONE);
+    ``protect_groups=True`` never truncates past an offset another consumer group has not
+    committed yet (outcome ``DEFERRED`` when that caps the deletion).
+    """
+
+    broker = "kafka"
+
+    def __init__(self, strategy: Strategy = "truncate", *, protect_groups: bool = False) -> None:
+        if strategy not in ("truncate", "tombstone"):
+            raise ValueError(f"strategy must be 'truncate' or 'tombstone', not {strategy!r}")
+        self.strategy = strategy
+        self.protect_groups = protect_groups
+        self.semantics = Semantics.PREFIX if strategy == "truncate" else Semantics.TOMBSTONE
+        self._policies: dict[str, str] = {}
+        self._warned: set[str] = set()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(strategy={self.strategy!r}, "
+            f"protect_groups={self.protect_groups})"
+        )
+
+    # -- what subclasses provide -----------------------------------------------------------
+    def records(self, message: Any) -> list[Record]:
+        """The records of a single or batch message; ``NotDeletable`` when there are none."""
+        raise NotImplementedError
+
+    def backend(self, message: Any) -> Backend | None:
+        """The backend bound to the message's consumer; ``None`` for an in-memory test broker."""
+        raise NotImplementedError
+
+    # -- the Deletable protocol ------------------------------------------------------------
+    async def delete(self, message: Any, /) -> DeleteResult:
+        """Delete one message (single or batch); see :meth:`delete_many`."""
+        return (await self.delete_many([message]))[0]
+
+    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
+        """Delete every message; results in input order.
+
+        ``truncate``: one deletion point per partition (the highest offset + 1 among the
+        messages), one DeleteRecords request per partition leader. ``tombstone``: every
+        keyed record gets a tombstone; a keyless one fails the call before anything is sent.
+        """
+        results: list[DeleteResult | None] = [None] * len(messages)
+        groups: dict[int, tuple[Backend, list[tuple[int, list[Record]]]]] = {}
+        for index, message in enumerate(messages):
+            records = self.records(message)
+            backend = self.backend(message)
+            if backend is None:
+                results[index] = self._result(records, Outcome.SKIPPED, 0)
+                continue
+            groups.setdefault(id(backend), (backend, []))[1].append((index, records))
+        if self.strategy == "tombstone":
+            for _, work in groups.values():
+                _require_keys(work)
+        for backend, work in groups.values():
+            run = self._truncate if self.strategy == "truncate" else self._tombstone
+            for index, result in await run(backend, work):
+                results[index] = result
+        return [r for r in results if r is not None]
+
+    # -- truncate ---------------------------------------------------------------------------
+    async def _truncate(
+        self, backend: Backend, work: list[tuple[int, list[Record]]]
+    ) -> list[tuple[int, DeleteResult]]:
+        wanted: dict[TP, int] = {}
+        for _, records in work:
+            for r in records:
+                wanted[r.tp] = max(wanted.get(r.tp, 0), r.offset + 1)
+        tps = list(wanted)
+        points = dict(wanted)
+        if self.protect_groups:
+            floor = await with_retries(lambda: backend.committed_floor(tps, backend.group_id))
+            for tp, committed in floor.items():
+                points[tp] = min(points[tp], committed)
+        old = await with_retries(lambda: backend.log_starts(tps))
+        send = {tp: point for tp, point in points.items() if point > old[tp]}
+        new = dict(old)
+        if send:
+            new.update(await with_retries(lambda: backend.delete_records(send)))
+
+        credited: set[TP] = set()
+        done: list[tuple[int, DeleteResult]] = []
+        # The partition's removed count goes to the message that set its deletion point.
+        owner: dict[TP, int] = {}
+        for index, records in work:
+            for r in records:
+                if r.offset + 1 == wanted[r.tp]:
+                    owner.setdefault(r.tp, index)
+        for index, records in work:
+            if all(r.offset < old[r.tp] for r in records):
+                outcome = Outcome.ALREADY_GONE
+            elif any(r.offset >= new[r.tp] for r in records):
+                outcome = Outcome.DEFERRED
+            else:
+                outcome = Outcome.DELETED
+            removed = 0
+            for tp in dict.fromkeys(r.tp for r in records):
+                if owner.get(tp) == index and tp not in credited:
+                    credited.add(tp)
+                    removed += max(new[tp] - old[tp], 0)
+            if outcome is Outcome.DEFERRED:
+                logger.info(
+                    "kafka truncation of %s capped by committed group offsets at %s",
+                    target_of(records),
+                    {f"{t}[{p}]": new[t, p] for t, p in dict.fromkeys(r.tp for r in records)},
+                )
+            done.append((index, self._result(records, outcome, removed)))
+        return done
+
+    # -- tombstone --------------------------------------------------------------------------
+    async def _tombstone(
+        self, backend: Backend, work: list[tuple[int, list[Record]]]
+    ) -> list[tuple[int, DeleteResult]]:
+        unique: dict[tuple[TP, bytes | None], Record] = {}
+        for _, records in work:
+            for r in records:
+                unique[(r.tp, r.key)] = r
+        for topic in dict.fromkeys(r.topic for r in unique.values()):
+            await self._warn_unless_compacted(backend, topic)
+        tombstones = list(unique.values())
+        await with_retries(lambda: backend.produce_tombstones(tombstones))
+        return [(index, self._result(records, Outcome.DEFERRED, 0)) for index, records in work]
+
+    async def _warn_unless_compacted(self, backend: Backend, topic: str) -> None:
+        policy = self._policies.get(topic)
+        if policy is None:
+            policy = await with_retries(lambda: backend.cleanup_policy(topic))
+            self._policies[topic] = policy
+        if "compact" not in policy and topic not in self._warned:
+            self._warned.add(topic)
+            logger.warning(
+                "topic %r has cleanup.policy=%s without 'compact': the tombstone was written, "
+                "but Kafka will never remove the keyed records it shadows; set "
+                "cleanup.policy=compact (or compact,delete), or use strategy='truncate'",
+                topic,
+                policy,
+            )
+
+    def _result(self, records: Sequence[Record], outcome: Outcome, removed: int) -> DeleteResult:
+        return DeleteResult(
+            broker=self.broker,
+            target=target_of(records),
+            ids=[r.offset for r in records],
+            semantics=self.semantics,
+            outcome=outcome,
+            removed=removed,
+        )
+
+
+def _require_keys(work: list[tuple[int, list[Record]]]) -> None:
+    for _, records in work:
+        for r in records:
+            if r.key is None:
+                raise NotDeletable(
+                    f"the record at {r.topic}[{r.partition}] offset {r.offset} has no key, so a "
+                    "tombstone cannot address it: nothing was sent. Publish with a key, or "
+                    "use strategy='truncate'"
+                )
+
+
+def require_records(records: list[Record], message: Any) -> list[Record]:
+    """``records`` unless empty; an empty batch cannot be addressed."""
+    if not records:
+        raise NotDeletable(f"{type(message).__name__} holds no Kafka records to delete")
+    return records
