@@ -196,18 +196,18 @@ class JetStreamAdapter:
         first = msgs[0]
         if first._client is None:  # FastStream's TestNatsBroker builds messages without a client
             return _skipped(first.subject, [], Semantics.EXACT)
-        try:
-            metas = [m.metadata for m in msgs]
-        except nats.errors.NotJSMessageError:
+        addresses = [_js_address(m.reply) for m in msgs]
+        if any(a is None for a in addresses):
             # Core NATS: the server never stored it.
             return DeleteResult(
                 BROKER, first.subject, [], Semantics.NOT_STORED, Outcome.NOTHING_STORED
             )
-        stream, domain = metas[0].stream, metas[0].domain
-        if any(m.stream != stream for m in metas):
+        found = [a for a in addresses if a is not None]
+        domain, stream, _ = found[0]
+        if any(a[1] != stream for a in found):
             raise NotDeletable("this batch mixes messages of several streams; delete them singly")
         prefix = self.api_prefix or (f"$JS.{domain}.API" if domain else "$JS.API")
-        seqs = tuple(m.sequence.stream for m in metas)
+        seqs = tuple(a[2] for a in found)
         return _Plan(first._client, f"{prefix}.STREAM.MSG.DELETE.{stream}", stream, seqs)
 
     def _job(self, plan: _Plan, seq: int) -> Callable[[], Awaitable[Outcome]]:
@@ -217,21 +217,41 @@ class JetStreamAdapter:
         return run
 
     async def _delete_seq(self, plan: _Plan, seq: int) -> Outcome:
-        body: dict[str, Any] = {"seq": seq}
-        if not self.erase:
-            body["no_erase"] = True
-        what = f"delete sequence {seq} from JetStream stream {plan.stream!r}"
+        body = (_ERASE if self.erase else _NO_ERASE) % seq
         try:
-            reply = await plan.client.request(
-                plan.subject, json.dumps(body).encode(), timeout=self.timeout
-            )
-            answer = json.loads(reply.data)
+            reply = await plan.client.request(plan.subject, body, timeout=self.timeout)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            what = f"delete sequence {seq} from JetStream stream {plan.stream!r}"
             raise _transport_error(what, exc) from exc
-        error = answer.get("error")
+        if reply.data.startswith(_SUCCESS):
+            return Outcome.DELETED
+        error = json.loads(reply.data).get("error")
         if not error:
             return Outcome.DELETED
         return _jetstream_error(plan.stream, seq, error)
+
+
+_NO_ERASE = b'{"seq":%d,"no_erase":true}'
+_ERASE = b'{"seq":%d}'
+_SUCCESS = b'{"type":"io.nats.jetstream.api.v1.stream_msg_delete_response","success":true'
+
+
+def _js_address(reply: str | None) -> tuple[str, str, int] | None:
+    """(domain, stream, stream sequence) from a JetStream ack subject; ``None`` for core NATS.
+
+    The two layouts are nats-py's (``Msg.Metadata``), parsed without its timestamp work:
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...`` (9 tokens) and
+    ``$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>...`` (11+).
+    """
+    if not reply or not reply.startswith("$JS.ACK."):
+        return None
+    tokens = reply.split(".")
+    if len(tokens) == 9:
+        return "", tokens[2], int(tokens[5])
+    if len(tokens) >= 11:
+        domain = "" if tokens[2] == "_" else tokens[2]
+        return domain, tokens[4], int(tokens[7])
+    return None
 
 
 class _Plan:
