@@ -1,0 +1,262 @@
+"""Kafka through confluent-kafka (``faststream.confluent``): prefix truncation or tombstones.
+
+Same behaviour as :mod:`msgdel.adapters.kafka`. The admin requests reuse FastStream's own
+``AdminClient`` (the one the consumer holds) when it has one, otherwise one built from the
+consumer's connection settings; tombstones go through one ``Producer`` per cluster. Every
+blocking confluent-kafka call runs off the event loop (admin futures are awaited, produce and
+flush run in a worker thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import confluent_kafka
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    OffsetSpec,
+    ResourceType,
+)
+
+from msgdel.adapters._kafka_common import (
+    TP,
+    Backend,
+    KafkaFamilyAdapter,
+    Record,
+    Strategy,
+    require_records,
+)
+from msgdel.errors import DeletionFailed, NotDeletable, UnsupportedDeletion
+
+DELETE_RECORDS_VERSION = (2, 5)
+"""First confluent-kafka release with ``AdminClient.delete_records``."""
+
+_CONNECTION_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "socket.", "client.dns")
+_NO_OFFSET = -1001  # confluent-kafka's OFFSET_INVALID: the group committed nothing here
+_AUTH_CODES = {
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+}
+T = TypeVar("T")
+
+
+def confluent_version() -> tuple[int, ...]:
+    text = str(confluent_kafka.version())  # the Python client's version, e.g. "2.16.1"
+    return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
+
+
+def connection_config(consumer_config: dict[str, Any]) -> dict[str, Any]:
+    """The bootstrap servers and security settings of a consumer's configuration."""
+    return {k: v for k, v in consumer_config.items() if k.startswith(_CONNECTION_PREFIXES)}
+
+
+def translate(exc: BaseException, doing: str) -> BaseException:
+    """A msgdel error for a confluent-kafka exception raised while ``doing``."""
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    if isinstance(error, KafkaError):
+        if error.code() == KafkaError.POLICY_VIOLATION:
+            return UnsupportedDeletion(
+                f"Kafka refused to {doing}: the topic's policy forbids it ({error.str()}); a "
+                "topic with cleanup.policy=compact cannot be truncated: use strategy='tombstone'"
+            )
+        if error.code() in _AUTH_CODES:
+            return DeletionFailed(
+                f"Kafka did not authorize msgdel to {doing} ({error.str()}): grant the "
+                "principal DELETE on the topic (and DESCRIBE on the groups for protect_groups)",
+                retryable=False,
+                cause=exc,
+            )
+        retriable = bool(error.retriable()) or error.code() in (
+            KafkaError._TRANSPORT,
+            KafkaError._TIMED_OUT,
+            KafkaError._ALL_BROKERS_DOWN,
+            KafkaError.NOT_LEADER_FOR_PARTITION,
+            KafkaError.LEADER_NOT_AVAILABLE,
+        )
+        return DeletionFailed(
+            f"Kafka could not {doing} ({error.name()}: {error.str()})"
+            + ("; retrying can succeed" if retriable else ""),
+            retryable=retriable,
+            cause=exc,
+        )
+    return DeletionFailed(
+        f"Kafka could not {doing} ({type(exc).__name__}: {exc})", retryable=False, cause=exc
+    )
+
+
+async def _all(futures: dict[Any, concurrent.futures.Future[Any]]) -> dict[Any, Any]:
+    """Await a dict of confluent-kafka admin futures without blocking the loop."""
+    keys = list(futures)
+    values = await asyncio.gather(*(asyncio.wrap_future(futures[k]) for k in keys))
+    return dict(zip(keys, values))
+
+
+class _Connection:
+    """An admin client (FastStream's own when it has one) and a lazy producer for a cluster."""
+
+    def __init__(self, config: dict[str, Any], admin: Any) -> None:
+        self.config = config
+        self.admin: Any = admin or AdminClient(config)
+        self.producer: Any = None
+        self._lock = threading.Lock()
+
+    def get_producer(self) -> Any:
+        with self._lock:
+            if self.producer is None:
+                self.producer = confluent_kafka.Producer(
+                    {**self.config, "acks": "all", "client.id": "msgdel"}
+                )
+            return self.producer
+
+
+class _ConfluentBackend:
+    """The adapter's I/O through one consumer's cluster (see ``Backend``)."""
+
+    def __init__(self, connection: _Connection, group_id: str | None) -> None:
+        self.connection = connection
+        self.group_id = group_id
+
+    @property
+    def admin(self) -> Any:
+        return self.connection.admin
+
+    async def log_starts(self, tps: Sequence[TP]) -> dict[TP, int]:
+        request = {TopicPartition(t, p): OffsetSpec.earliest() for t, p in tps}  # type: ignore[no-untyped-call]
+        try:
+            got = await _all(self.admin.list_offsets(request))
+        except Exception as exc:
+            raise translate(exc, "read the log start offsets") from exc
+        return {(tp.topic, tp.partition): int(info.offset) for tp, info in got.items()}
+
+    async def delete_records(self, points: dict[TP, int]) -> dict[TP, int]:
+        request = [TopicPartition(t, p, point) for (t, p), point in points.items()]
+        try:
+            got = await _all(self.admin.delete_records(request))
+        except Exception as exc:
+            raise translate(exc, "delete records (DeleteRecords)") from exc
+        return {(tp.topic, tp.partition): int(done.low_watermark) for tp, done in got.items()}
+
+    async def committed_floor(self, tps: Sequence[TP], exclude: str | None) -> dict[TP, int]:
+        from confluent_kafka import ConsumerGroupTopicPartitions
+
+        wanted = [TopicPartition(t, p) for t, p in tps]
+        floor: dict[TP, int] = {}
+        try:
+            listed = await asyncio.wrap_future(self.admin.list_consumer_groups())
+            groups = [g.group_id for g in listed.valid if g.group_id != exclude]
+            for group in groups:
+                request = [ConsumerGroupTopicPartitions(group, wanted)]
+                answer = await _all(self.admin.list_consumer_group_offsets(request))
+                for tp in answer[group].topic_partitions:
+                    if tp.offset >= 0 and tp.offset != _NO_OFFSET:
+                        key = (tp.topic, tp.partition)
+                        floor[key] = min(floor.get(key, tp.offset), tp.offset)
+        except Exception as exc:
+            raise translate(exc, "read the consumer groups' committed offsets") from exc
+        return floor
+
+    async def cleanup_policy(self, topic: str) -> str:
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        try:
+            got = await _all(self.admin.describe_configs([resource]))
+        except Exception as exc:
+            raise translate(exc, f"read the cleanup.policy of topic {topic!r}") from exc
+        entries = next(iter(got.values()))
+        entry = entries.get("cleanup.policy")
+        return str(entry.value) if entry is not None else "delete"
+
+    async def produce_tombstones(self, records: Sequence[Record]) -> None:
+        await asyncio.to_thread(self._produce_and_flush, records)
+
+    def _produce_and_flush(self, records: Sequence[Record]) -> None:
+        failures: list[KafkaError] = []
+
+        def delivered(error: KafkaError | None, _message: Any) -> None:
+            if error is not None:
+                failures.append(error)
+
+        try:
+            producer = self.connection.get_producer()
+            for r in records:
+                producer.produce(r.topic, value=None, key=r.key, partition=r.partition,
+                                 on_delivery=delivered)  # fmt: skip
+            left = producer.flush(30)
+        except Exception as exc:
+            raise translate(exc, "produce the tombstones") from exc
+        if failures:
+            raise translate(KafkaException(failures[0]), "produce the tombstones")
+        if left:
+            raise DeletionFailed(
+                f"{left} tombstones were not acknowledged within 30s; retrying can succeed",
+                retryable=True,
+            )
+
+
+class ConfluentAdapter(KafkaFamilyAdapter):
+    """Deletes ``faststream.confluent`` messages, with the same options as ``KafkaAdapter``.
+
+    ``strategy="truncate"`` (default, semantics PREFIX): DeleteRecords up to the message's
+    offset + 1, never further; ``strategy="tombstone"`` (TOMBSTONE): a null value under the
+    message's key on its partition; ``protect_groups`` caps truncation at the lowest offset
+    other consumer groups committed (outcome DEFERRED).
+    """
+
+    broker = "confluent"
+
+    def __init__(self, strategy: Strategy = "truncate", *, protect_groups: bool = False) -> None:
+        super().__init__(strategy, protect_groups=protect_groups)
+        self._connections: dict[tuple[Any, ...], _Connection] = {}
+        self._backends: dict[tuple[Any, ...], _ConfluentBackend] = {}
+
+    def records(self, message: Any) -> list[Record]:
+        raw = message.raw_message
+        batch = raw if isinstance(raw, tuple) else (raw,)
+        return require_records(
+            [Record(str(m.topic()), int(m.partition()), int(m.offset()), m.key()) for m in batch],
+            message,
+        )
+
+    def backend(self, message: Any) -> Backend | None:
+        consumer = getattr(message, "consumer", None)
+        config = getattr(consumer, "config", None)
+        if consumer is None or type(consumer).__name__ == "FakeConsumer":
+            return None  # FastStream's in-memory TestKafkaBroker
+        if not isinstance(config, dict) or "bootstrap.servers" not in config:
+            raise NotDeletable(
+                f"{type(message).__name__} is bound to {type(consumer).__name__}, which has no "
+                "confluent-kafka configuration: msgdel cannot find the cluster it came from"
+            )
+        if confluent_version() < DELETE_RECORDS_VERSION:
+            raise UnsupportedDeletion(
+                "deleting Kafka records needs confluent-kafka >= 2.5 (AdminClient.delete_records);"
+                f" this is confluent-kafka {confluent_kafka.version()}: upgrade confluent-kafka"
+            )
+        settings = connection_config(config)
+        key = tuple(sorted((k, str(v)) for k, v in settings.items()))
+        connection = self._connections.get(key)
+        if connection is None:
+            service = getattr(consumer, "admin_client", None)
+            admin = getattr(service, "admin_client", None)
+            connection = self._connections[key] = _Connection(settings, admin)
+        group = config.get("group.id")
+        backend_key = (*key, group)
+        backend = self._backends.get(backend_key)
+        if backend is None or backend.connection is not connection:
+            backend = self._backends[backend_key] = _ConfluentBackend(connection, group)
+        return backend
+
+    async def aclose(self) -> None:
+        """Flush the producers this adapter opened and forget its clients."""
+        connections, self._connections = list(self._connections.values()), {}
+        self._backends = {}
+        for connection in connections:
+            if connection.producer is not None:
+                await asyncio.to_thread(connection.producer.flush, 10)
