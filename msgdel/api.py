@@ -39,37 +39,54 @@ async def delete_many(
     """
     items = list(messages)
     reg = registry or default_registry
-    groups: dict[int, tuple[Deletable, list[int]]] = {}
-    for index, message in enumerate(items):
-        adapter = reg.resolve(type(message))
-        groups.setdefault(id(adapter), (adapter, []))[1].append(index)
+    groups = group_by_adapter(items, reg)
     for adapter, _ in groups.values():
         check_semantics(adapter, require)
+
+    if len(groups) == 1:  # the common case: no regrouping, no reordering
+        ((adapter, _),) = groups.values()
+        return _checked(adapter, items, await call_adapter(adapter, adapter.delete_many, items))
 
     results: list[DeleteResult | None] = [None] * len(items)
 
     async def run(adapter: Deletable, indexes: list[int]) -> None:
         batch = [items[i] for i in indexes]
-        got = await call_adapter(adapter, adapter.delete_many, batch)
-        if len(got) != len(batch):
-            raise DeletionFailed(
-                f"{adapter!r} returned {len(got)} results for {len(batch)} messages",
-                retryable=False,
-            )
+        got = _checked(adapter, batch, await call_adapter(adapter, adapter.delete_many, batch))
         for i, result in zip(indexes, got):
             results[i] = result
 
-    if len(groups) == 1:
-        ((adapter, indexes),) = groups.values()
-        await run(adapter, indexes)
-    else:
-        outcomes = await asyncio.gather(
-            *(run(a, ix) for a, ix in groups.values()), return_exceptions=True
-        )
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if errors:
-            raise errors[0]
+    outcomes = await asyncio.gather(
+        *(run(a, ix) for a, ix in groups.values()), return_exceptions=True
+    )
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    if errors:
+        raise errors[0]
     return [r for r in results if r is not None]
+
+
+def group_by_adapter(
+    items: list[Any], registry: Registry
+) -> dict[int, tuple[Deletable, list[int]]]:
+    """Indexes of ``items`` grouped by the adapter that deletes them, in first-seen order."""
+    groups: dict[int, tuple[Deletable, list[int]]] = {}
+    resolve = registry.resolve
+    for index, message in enumerate(items):
+        adapter = resolve(type(message))
+        group = groups.get(id(adapter))
+        if group is None:
+            group = groups[id(adapter)] = (adapter, [])
+        group[1].append(index)
+    return groups
+
+
+def _checked(adapter: Deletable, batch: list[Any], got: Any) -> list[DeleteResult]:
+    results = list(got)
+    if len(results) != len(batch):
+        raise DeletionFailed(
+            f"{adapter!r} returned {len(results)} results for {len(batch)} messages",
+            retryable=False,
+        )
+    return results
 
 
 def check_semantics(adapter: Deletable, require: Semantics | None) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-import attrs
+from faststream.message import AckStatus
 from redis import exceptions as redis_errors
 
 from msgdel.errors import DeletionFailed, NotDeletable, UnsupportedDeletion
@@ -41,8 +41,7 @@ _UNBOUND_HINT = (
 )
 
 
-@attrs.frozen
-class _Address:
+class _Address(NamedTuple):
     """Where one consumed stream message lives."""
 
     client: Any
@@ -98,8 +97,11 @@ class RedisStreamAdapter:
             else:
                 by_client.setdefault(id(address.client), []).append((index, address))
         for work in by_client.values():
-            for index, result in await self._delete_on_client(work):
+            done = await self._delete_on_client(work)
+            for (index, address), (_, result) in zip(work, done):
                 results[index] = result
+                if address.group is not None:
+                    _mark_acknowledged(messages[index])
         return [r for r in results if r is not None]
 
     async def _delete_on_client(
@@ -139,23 +141,29 @@ class RedisStreamAdapter:
             bucket = buckets.setdefault((address.stream, address.group), {})
             for entry_id in address.ids:
                 bucket.setdefault(entry_id, _NOT_FOUND)
-        async with client.pipeline(transaction=False) as pipe:
-            for (stream, group), bucket in buckets.items():
-                ids = list(bucket)
-                if group is None:
-                    pipe.execute_command("XDELEX", stream, policy, "IDS", len(ids), *ids)
-                else:
-                    pipe.execute_command("XACKDEL", stream, group, policy, "IDS", len(ids), *ids)
-            replies = await pipe.execute()
+        commands = [
+            ("XDELEX", stream, policy, "IDS", len(bucket), *bucket)
+            if group is None
+            else ("XACKDEL", stream, group, policy, "IDS", len(bucket), *bucket)
+            for (stream, group), bucket in buckets.items()
+        ]
+        replies = await _send(client, commands)
         for bucket, reply in zip(buckets.values(), replies):
             for entry_id, code in zip(bucket, reply):
                 bucket[entry_id] = int(code)
         await self._delete_already_acknowledged(client, buckets, policy)
         done: list[tuple[int, DeleteResult]] = []
         for index, address in work:
-            codes = [buckets[address.stream, address.group][i] for i in address.ids]
-            removed = codes.count(_DELETED)
-            if _STILL_REFERENCED in codes:
+            bucket = buckets[address.stream, address.group]
+            if len(address.ids) == 1:
+                code = bucket[address.ids[0]]
+                removed = 1 if code == _DELETED else 0
+                deferred = code == _STILL_REFERENCED
+            else:
+                codes = [bucket[i] for i in address.ids]
+                removed = codes.count(_DELETED)
+                deferred = _STILL_REFERENCED in codes
+            if deferred:
                 outcome = Outcome.DEFERRED
             elif removed:
                 outcome = Outcome.DELETED
@@ -178,10 +186,10 @@ class RedisStreamAdapter:
         retry = {stream: ids for stream, ids in retry.items() if ids}
         if not retry:
             return
-        async with client.pipeline(transaction=False) as pipe:
-            for stream, ids in retry.items():
-                pipe.execute_command("XDELEX", stream, policy, "IDS", len(ids), *ids)
-            replies = await pipe.execute()
+        replies = await _send(
+            client,
+            [("XDELEX", stream, policy, "IDS", len(ids), *ids) for stream, ids in retry.items()],
+        )
         for (stream, ids), reply in zip(retry.items(), replies):
             for (key, group), bucket in buckets.items():
                 if key == stream and group is not None:
@@ -209,6 +217,16 @@ class RedisStreamAdapter:
             outcome = Outcome.DELETED if removed else Outcome.ALREADY_GONE
             done.append((index, _address_result(address, outcome, int(removed))))
         return done
+
+
+async def _send(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Run ``commands`` in one round trip: a plain command when there is one, else a pipeline."""
+    if len(commands) == 1:
+        return [await client.execute_command(*commands[0])]
+    async with client.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute())
 
 
 class RedisListAdapter:
@@ -259,22 +277,35 @@ def _address(message: Any) -> _Address | None:
     """Where the message lives, or None for a message of FastStream's in-memory test broker."""
     raw = _raw(message)
     raw_ids = raw.get("message_ids") or ()
-    ids = tuple(i if isinstance(i, bytes) else str(i).encode() for i in raw_ids)
+    if len(raw_ids) == 1 and type(raw_ids[0]) is bytes:
+        ids: tuple[bytes, ...] = (raw_ids[0],)
+    else:
+        ids = tuple(i if type(i) is bytes else str(i).encode() for i in raw_ids)
     client = getattr(message, "consumer", None)
-    if isinstance(client, _FAKE_CONSUMERS) or (client is None and not ids):
-        return None
     if client is None:
+        if not ids:
+            return None
         raise NotDeletable(_UNBOUND_HINT)
+    if type(client) in _FAKE_CONSUMERS:
+        return None
     if not ids:
         raise NotDeletable(
             f"this stream message from {raw['channel']!r} has no entry ids, so no entry can be "
             "addressed; nothing was deleted"
         )
-    return _Address(client, str(raw["channel"]), getattr(message, "group", None), ids)
+    return _Address(client, raw["channel"], getattr(message, "group", None), ids)
+
+
+def _mark_acknowledged(message: Any) -> None:
+    """The delete acknowledged the entry in its group: spare FastStream a second XACK."""
+    if getattr(message, "committed", None) is None:
+        message.committed = AckStatus.ACKED
 
 
 def _address_result(address: _Address, outcome: Outcome, removed: int) -> DeleteResult:
-    return DeleteResult(BROKER, address.stream, address.ids, Semantics.EXACT, outcome, removed)
+    ids = address.ids
+    text = (ids[0].decode(),) if len(ids) == 1 else tuple(i.decode() for i in ids)
+    return DeleteResult(BROKER, address.stream, text, Semantics.EXACT, outcome, removed)
 
 
 def _result(message: Any, outcome: Outcome, removed: int) -> DeleteResult:

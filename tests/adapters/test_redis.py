@@ -282,3 +282,17 @@ async def test_a_message_acknowledged_before_the_delete_is_still_deleted(
 
         assert (result.outcome, result.removed) == (Outcome.DELETED, 1)
         assert client.xlen(stream) == 1
+
+
+async def test_a_deleted_group_message_counts_as_acknowledged_for_faststream(
+    redis_server: Any,
+) -> None:
+    stream = unique("no-second-ack")
+    async with consumed(redis_server.url, stream=stream, group="g", publish=1) as (_, msgs):
+        client = redis_server.client()
+        await msgdel.delete(msgs[0])
+        client.config_resetstat()
+
+        await msgs[0].ack()  # what FastStream does after the handler
+
+        assert "cmdstat_xack" not in client.info("commandstats")
