@@ -13,7 +13,7 @@ def bind_to_subscriber(message: Any, context: Any) -> None:
     from a middleware with the broker's context, this copies them from the subscriber that
     is handling ``message``. It changes nothing on 0.7, or for other messages.
     """
-    if getattr(message, "consumer", None) is not None:
+    if context is None or getattr(message, "consumer", None) is not None:
         return
     raw = getattr(message, "raw_message", None)
     if not isinstance(raw, dict) or "message_ids" not in raw:

@@ -26,6 +26,7 @@ from faststream.exceptions import AckMessage
 
 from msgdel.api import check_semantics, delete
 from msgdel.batcher import Batcher
+from msgdel.compat import bind_to_subscriber
 from msgdel.errors import MsgdelError
 from msgdel.registry import Registry, default_registry
 from msgdel.semantics import Semantics
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
     from msgdel.result import DeleteResult
 
-__all__ = ["DeleteFunction", "DeleteMiddleware", "Deleter", "bind_client", "deleter"]
+__all__ = ["DeleteFunction", "DeleteMiddleware", "Deleter", "deleter"]
 
 log = logging.getLogger("msgdel.faststream")
 
@@ -104,7 +105,7 @@ class DeleteMiddleware:
 
     async def delete(self, message: StreamMessage[Any], context: Any = None) -> None:
         """Delete (or submit) ``message`` according to this middleware's settings."""
-        bind_client(message, context)
+        bind_to_subscriber(message, context)
         try:
             batcher = self.batcher
             if batcher is not None and not batcher.closed:
@@ -146,21 +147,6 @@ class _DeleteScope(BaseMiddleware):  # type: ignore[misc]
         return result
 
 
-def bind_client(message: Any, context: Any) -> None:
-    """Give a FastStream 0.6 Redis stream message the client and group it was read with.
-
-    FastStream 0.7 binds them to the message (``consumer``, ``group``); 0.6 keeps them on
-    the subscriber (``extra_watcher_options``), which the context holds as ``handler_``.
-    """
-    if context is None or getattr(message, "consumer", None) is not None:
-        return
-    handler = context.get("handler_", None)
-    options = getattr(handler, "extra_watcher_options", None)
-    if isinstance(options, dict) and options.get("redis") is not None:
-        message.consumer = options["redis"]
-        message.group = options.get("group")
-
-
 def _log_failure(future: asyncio.Future[DeleteResult]) -> None:
     if not future.cancelled() and (exc := future.exception()) is not None:
         log.error("msgdel could not delete a handled message: %s", exc, exc_info=exc)
@@ -186,7 +172,7 @@ def deleter(
         message: Any = Context("message"),  # noqa: B008
         context: Any = Context(),  # noqa: B008
     ) -> DeleteFunction:
-        bind_client(message, context)
+        bind_to_subscriber(message, context)
 
         async def delete_current(*, require: Semantics | None = None) -> DeleteResult:
             if batcher is not None:

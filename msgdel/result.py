@@ -11,7 +11,7 @@ from msgdel.semantics import Outcome, Semantics
 
 def _to_ids(ids: Iterable[object]) -> tuple[str, ...]:
     if type(ids) is tuple and len(ids) == 1 and type(ids[0]) is str:
-        return ids  # the common case, kept cheap: one id, already a string
+        return ids  # type: ignore[return-value]  # the common case, kept cheap
     return tuple(i.decode() if isinstance(i, bytes) else str(i) for i in ids)
 
 

@@ -276,7 +276,7 @@ def _raw(message: Any) -> dict[str, Any]:
 def _address(message: Any) -> _Address | None:
     """Where the message lives, or None for a message of FastStream's in-memory test broker."""
     raw = _raw(message)
-    raw_ids = raw.get("message_ids") or ()
+    raw_ids: Sequence[Any] = raw.get("message_ids") or ()
     if len(raw_ids) == 1 and type(raw_ids[0]) is bytes:
         ids: tuple[bytes, ...] = (raw_ids[0],)
     else:
