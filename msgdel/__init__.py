@@ -7,6 +7,7 @@
 """
 
 from msgdel.api import delete, delete_many
+from msgdel.batcher import Batcher
 from msgdel.errors import (
     AdapterNotFound,
     DeletionFailed,
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdapterNotFound",
+    "Batcher",
     "Deletable",
     "DeleteResult",
     "DeletionFailed",
