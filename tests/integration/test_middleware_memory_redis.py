@@ -20,6 +20,8 @@ from msgdel import DeleteResult, DeletionFailed, Outcome, Registry, Semantics
 from msgdel.batcher import Batcher
 from msgdel.faststream import DeleteFunction, DeleteMiddleware, Deleter, deleter
 
+pytestmark = pytest.mark.redis  # needs faststream[redis]; no server
+
 
 class Recorder:
     semantics = Semantics.EXACT

@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from faststream.redis import RedisBroker, StreamSub, TestRedisBroker
 from faststream.redis.annotations import RedisStreamMessage
 
@@ -17,6 +18,8 @@ from msgdel.batcher import Batcher
 from msgdel.faststream import DeleteMiddleware
 from msgdel.testing import Deletions, record_deletions
 from msgdel.testing.pytest_plugin import msgdel_deletions  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.redis  # needs faststream[redis]; no server
 
 
 def make_app(middleware: DeleteMiddleware) -> RedisBroker:
