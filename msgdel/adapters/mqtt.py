@@ -9,12 +9,12 @@ FastStream's in-memory ``TestMQTTBroker`` give ``SKIPPED``.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections.abc import Sequence
 from typing import Any
 
 import zmqtt
 
+from msgdel.compat import handler_config, is_test_double
 from msgdel.errors import DeletionFailed, UnsupportedDeletion
 from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
@@ -23,20 +23,6 @@ __all__ = ["MQTTAdapter"]
 
 BROKER = "mqtt"
 DEFAULT_CONCURRENCY = 100
-
-
-def _is_test_double(producer: object) -> bool:
-    """Whether FastStream's in-memory test broker replaced the broker's producer."""
-    module = type(producer).__module__
-    return module.startswith("faststream.") and module.endswith(".testing")
-
-
-def _handler_config() -> Any | None:
-    """The broker configuration of the FastStream handler running in this task, if any."""
-    for var, value in contextvars.copy_context().items():
-        if var.name == "handler_" and hasattr(value, "_outer_config"):
-            return value._outer_config
-    return None
 
 
 class MQTTAdapter:
@@ -133,9 +119,9 @@ class MQTTAdapter:
     def _client(self) -> Any | None:
         """The zmqtt client to publish with; ``None`` under FastStream's test broker."""
         source = self.connection
-        config = getattr(source, "config", None) if source is not None else _handler_config()
+        config = getattr(source, "config", None) if source is not None else handler_config()
         if config is not None:
-            if _is_test_double(getattr(config, "producer", None)):
+            if is_test_double(getattr(config, "producer", None)):
                 return None
             try:
                 return config.client

@@ -14,7 +14,6 @@ Messages of FastStream's ``TestNatsBroker`` give ``SKIPPED``; nothing is sent.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,6 +24,7 @@ from nats.aio.msg import Msg
 from nats.js.api import ObjectInfo
 from nats.js.kv import KeyValue
 
+from msgdel.compat import handler_config, is_test_double
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
@@ -73,23 +73,6 @@ def _raise_first(outcomes: Sequence[object]) -> None:
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-
-
-def _is_test_double(producer: object) -> bool:
-    """Whether FastStream's in-memory test broker replaced the broker's producer."""
-    module = type(producer).__module__
-    return module.startswith("faststream.") and module.endswith(".testing")
-
-
-def _handler_config() -> Any | None:
-    """The broker configuration of the FastStream handler running in this task, if any.
-
-    FastStream keeps the running subscriber in a context variable named ``handler_``.
-    """
-    for var, value in contextvars.copy_context().items():
-        if var.name == "handler_" and hasattr(value, "_outer_config"):
-            return value._outer_config
-    return None
 
 
 def _skipped(target: str, ids: Sequence[object], semantics: Semantics) -> DeleteResult:
@@ -307,9 +290,9 @@ class _BucketAdapter:
     def _jetstream(self, kind: str) -> JetStreamContext | None:
         """The JetStream context to use; ``None`` under FastStream's in-memory test broker."""
         source = self.connection
-        config = getattr(source, "config", None) if source is not None else _handler_config()
+        config = getattr(source, "config", None) if source is not None else handler_config()
         if config is not None:
-            if _is_test_double(getattr(config, "producer", None)):
+            if is_test_double(getattr(config, "producer", None)):
                 return None
             try:
                 stream: JetStreamContext = config.connection_state.stream

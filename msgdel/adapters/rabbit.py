@@ -136,18 +136,26 @@ class RabbitAdapter:
             channels[id(channel)] = channel
             pending.setdefault(id(channel), []).append(index)
 
+        names: dict[tuple[int, str | None, str | None, str | None], str] = {}
         for key, indexes in pending.items():
             await self._settle_channel(channels[key], [messages[i] for i in indexes])
             for i in indexes:
-                results[i] = self._result(messages[i], Outcome.DELETED, removed=1)
+                results[i] = self._result(messages[i], Outcome.DELETED, removed=1, names=names)
         return [r for r in results if r is not None]
 
     async def _settle_channel(self, channel: Any, batch: list[RabbitMessage]) -> None:
         ledger = self._ledger_for(channel)
         batch = sorted(batch, key=_tag)
-        run = 0  # how many of the lowest tags follow the ledger's floor without a gap
-        while run < len(batch) and _tag(batch[run]) == ledger.floor + run + 1:
-            run += 1
+        # The run: the lowest tags of the batch that, together with tags already known
+        # settled, follow the ledger's floor without a gap. Acking the run's last tag with
+        # multiple=True then settles exactly the run: nothing outstanding lies below it.
+        run, tag = 0, ledger.floor + 1
+        while run < len(batch):
+            if _tag(batch[run]) == tag:
+                run += 1
+            elif tag not in ledger.above:
+                break
+            tag += 1
         try:
             if run > 1:
                 last = batch[run - 1].raw_message
@@ -199,12 +207,24 @@ class RabbitAdapter:
             raise _failed(raw, exc) from exc
         return None
 
-    def _result(self, message: RabbitMessage, outcome: Outcome, removed: int = 0) -> DeleteResult:
+    def _result(
+        self,
+        message: RabbitMessage,
+        outcome: Outcome,
+        removed: int = 0,
+        names: dict[tuple[int, str | None, str | None, str | None], str] | None = None,
+    ) -> DeleteResult:
+        """The result for ``message``; ``names`` caches queue names within one batch."""
         raw = message.raw_message
         ident = raw.delivery_tag if raw.delivery_tag else message.message_id
+        if names is None:
+            target = _queue_name(raw)
+        else:
+            key = (id(_channel_of(raw)), raw.consumer_tag, raw.exchange, raw.routing_key)
+            target = names.get(key) or names.setdefault(key, _queue_name(raw))
         return DeleteResult(
             broker=BROKER,
-            target=_queue_name(raw),
+            target=target,
             ids=(str(ident),),
             semantics=self.semantics,
             outcome=outcome,
@@ -248,10 +268,17 @@ def _channel_of(raw: IncomingMessage) -> Any:
 
 def _is_in_memory(raw: Any) -> bool:
     """Whether ``raw`` was built by FastStream's in-memory ``TestRabbitBroker``."""
-    return any(
-        cls.__name__ == "PatchedMessage" and cls.__module__.startswith("faststream.")
-        for cls in type(raw).__mro__
-    )
+    cls: type = type(raw)
+    found = _IN_MEMORY.get(cls)
+    if found is None:
+        found = _IN_MEMORY[cls] = any(
+            c.__name__ == "PatchedMessage" and c.__module__.startswith("faststream.")
+            for c in cls.__mro__
+        )
+    return found
+
+
+_IN_MEMORY: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
 
 
 def _queue_name(raw: IncomingMessage) -> str:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from faststream.message import AckStatus
 from redis import exceptions as redis_errors
 
+from msgdel.compat import bind_to_subscriber
 from msgdel.errors import DeletionFailed, NotDeletable, UnsupportedDeletion
 from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
@@ -36,8 +37,9 @@ except ImportError:  # FastStream 0.6: those messages carry no client and no ids
 _versions: weakref.WeakKeyDictionary[Any, tuple[int, ...]] = weakref.WeakKeyDictionary()
 
 _UNBOUND_HINT = (
-    "this RedisStreamMessage carries no Redis client (FastStream 0.6 does not bind one): "
-    "add msgdel.faststream.DeleteMiddleware to the broker, or upgrade to FastStream 0.7"
+    "this RedisStreamMessage carries no Redis client: FastStream 0.6 binds none, and msgdel "
+    "finds it only inside the handler. Delete within the handler (or with "
+    "msgdel.faststream.DeleteMiddleware), or upgrade to FastStream 0.7"
 )
 
 
@@ -285,7 +287,10 @@ def _address(message: Any) -> _Address | None:
     if client is None:
         if not ids:
             return None
-        raise NotDeletable(_UNBOUND_HINT)
+        bind_to_subscriber(message)  # FastStream 0.6, inside a handler
+        client = getattr(message, "consumer", None)
+        if client is None:
+            raise NotDeletable(_UNBOUND_HINT)
     if type(client) in _FAKE_CONSUMERS:
         return None
     if not ids:
