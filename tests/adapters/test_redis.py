@@ -296,3 +296,16 @@ async def test_a_deleted_group_message_counts_as_acknowledged_for_faststream(
         await msgs[0].ack()  # what FastStream does after the handler
 
         assert "cmdstat_xack" not in client.info("commandstats")
+
+
+async def test_a_message_whose_broker_was_closed_is_still_deleted_as_redis_py_reconnects(
+    redis8_server: Any,
+) -> None:
+    stream = unique("closed")
+    async with consumed(redis8_server.url, stream=stream, group="g", publish=1) as (_, msgs):
+        pass  # leaving the block closes the broker and its connection pool
+
+    result = await msgdel.delete(msgs[0])
+
+    assert result.outcome is Outcome.DELETED
+    assert redis8_server.client().xlen(stream) == 0
