@@ -106,13 +106,14 @@ def translate(exc: BaseException, doing: str) -> BaseException:
 
 
 class _Connection:
-    """One admin client (and lazily one producer) for a cluster, on one event loop."""
+    """One admin client (and lazily a producer and an offsets reader) per cluster and loop."""
 
     def __init__(self, settings: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
         self.settings = settings
         self.loop = loop
         self.admin: Any = None
         self.producer: Any = None
+        self.offsets: Any = None
         self._lock = asyncio.Lock()
 
     async def get_admin(self) -> Any:
@@ -122,6 +123,19 @@ class _Connection:
                 await admin.start()
                 self.admin = admin
         return self.admin
+
+    async def get_offsets_reader(self) -> Any:
+        """An idle consumer (no group, no subscription) for ListOffsets requests.
+
+        Not the FastStream consumer: Kafka answers requests on one connection in order, so a
+        ListOffsets there would wait behind its long-polling fetch (up to fetch_max_wait_ms).
+        """
+        async with self._lock:
+            if self.offsets is None:
+                reader = aiokafka.AIOKafkaConsumer(client_id="msgdel", **self.settings)
+                await reader.start()
+                self.offsets = reader
+        return self.offsets
 
     async def get_producer(self) -> Any:
         async with self._lock:
@@ -135,6 +149,9 @@ class _Connection:
 
     async def close(self) -> None:
         admin, producer, self.admin, self.producer = self.admin, self.producer, None, None
+        offsets, self.offsets = self.offsets, None
+        if offsets is not None:
+            await offsets.stop()
         if producer is not None:
             await producer.stop()
         if admin is not None:
@@ -152,7 +169,8 @@ class _AiokafkaBackend:
     async def log_starts(self, tps: Sequence[TP]) -> dict[TP, int]:
 
         try:
-            got = await self.consumer.beginning_offsets([TopicPartition(t, p) for t, p in tps])
+            reader = await self.connection.get_offsets_reader()
+            got = await reader.beginning_offsets([TopicPartition(t, p) for t, p in tps])
         except Exception as exc:
             raise translate(exc, "read the log start offsets") from exc
         return {(tp.topic, tp.partition): int(offset) for tp, offset in got.items()}
