@@ -139,6 +139,17 @@ async def test_deleting_twice_is_already_gone_and_sends_nothing(rabbit_server: A
     assert await drain_bodies(rabbit_server.url, name) == ["after"]
 
 
+async def test_consumed_without_acknowledgement_is_already_gone(rabbit_server: Any) -> None:
+    name = new_name("ackfirst")
+    async with consumed(
+        rabbit_server.url, RabbitQueue(name), bodies_of(2), ack_policy=AckPolicy.ACK_FIRST
+    ) as (_, messages):
+        results = [await msgdel.delete(messages[0]), *await msgdel.delete_many(messages)]
+
+    assert [r.outcome for r in results] == [Outcome.ALREADY_GONE] * 3
+    assert await queue_depth(rabbit_server.url, name) == 0
+
+
 async def test_nacked_with_requeue_is_not_deletable(rabbit_server: Any) -> None:
     name = new_name("nacked")
     async with consumed(
