@@ -99,6 +99,8 @@ async def consumed(
         for body in bodies:
             await broker.publish(body, queue=queue.name, persist=True)
         await asyncio.wait_for(done.wait(), 10)
+        # Handlers run concurrently and may start out of order; delivery order is queue order.
+        got.sort(key=lambda m: m.raw_message.delivery_tag)
         yield broker, got
 
 
