@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import signal
 import sys
 import tempfile
 import time
@@ -93,7 +94,9 @@ async def run(servers: list[str], records: int, partitions: int, per_message: in
     ):
         topic = f"bench-{uuid.uuid4().hex[:8]}"
         await make_topic(servers, topic, partitions, n)
+        print(f"  published {n} records to {topic}", file=sys.stderr, flush=True)
         consumer, messages = await consume(servers, topic, n)
+        print(f"  consumed {len(messages)} records", file=sys.stderr, flush=True)
         adapter = KafkaAdapter()
         try:
             await adapter.delete(messages[0])  # opens the admin client (not timed)
@@ -118,7 +121,12 @@ async def run(servers: list[str], records: int, partitions: int, per_message: in
         print(line, flush=True)
 
 
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # so the broker is stopped on `timeout`
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=6)
@@ -130,7 +138,10 @@ def main() -> None:
         server.start()
         try:
             servers = [s.url for s in getattr(server, "nodes", [server])]
-            print(f"Apache Kafka: {len(servers)} broker(s), {args.partitions} partitions")
+            print(
+                f"Apache Kafka: {len(servers)} broker(s), {args.partitions} partitions",
+                flush=True,
+            )
             asyncio.run(run(servers, args.records, args.partitions, args.per_message))
         finally:
             server.stop()

@@ -87,6 +87,8 @@ async def with_retries(call: Callable[[], Awaitable[T]]) -> T:
 
 def target_of(records: Sequence[Record]) -> str:
     """``topic[partition]`` for each partition the records sit on, comma-separated."""
+    if len(records) == 1:
+        return f"{records[0].topic}[{records[0].partition}]"
     seen = dict.fromkeys(r.tp for r in records)
     return ",".join(f"{topic}[{partition}]" for topic, partition in seen)
 
@@ -175,14 +177,13 @@ class KafkaFamilyAdapter:
         if send:
             new.update(await with_retries(lambda: backend.delete_records(send)))
 
-        credited: set[TP] = set()
-        done: list[tuple[int, DeleteResult]] = []
-        # The partition's removed count goes to the message that set its deletion point.
+        # A partition's removed count goes to the (first) message that set its deletion point.
         owner: dict[TP, int] = {}
         for index, records in work:
             for r in records:
                 if r.offset + 1 == wanted[r.tp]:
                     owner.setdefault(r.tp, index)
+        done: list[tuple[int, DeleteResult]] = []
         for index, records in work:
             if all(r.offset < old[r.tp] for r in records):
                 outcome = Outcome.ALREADY_GONE
@@ -191,15 +192,14 @@ class KafkaFamilyAdapter:
             else:
                 outcome = Outcome.DELETED
             removed = 0
-            for tp in dict.fromkeys(r.tp for r in records):
-                if owner.get(tp) == index and tp not in credited:
-                    credited.add(tp)
+            for tp in {r.tp for r in records}:
+                if owner.get(tp) == index:
                     removed += max(new[tp] - old[tp], 0)
             if outcome is Outcome.DEFERRED:
                 logger.info(
                     "kafka truncation of %s capped by committed group offsets at %s",
                     target_of(records),
-                    {f"{t}[{p}]": new[t, p] for t, p in dict.fromkeys(r.tp for r in records)},
+                    {f"{t}[{p}]": new[t, p] for t, p in {r.tp for r in records}},
                 )
             done.append((index, self._result(records, outcome, removed)))
         return done
