@@ -109,6 +109,29 @@ async def consumed(url: str, topic: str, count: int) -> AsyncIterator[list[Any]]
         yield messages
 
 
+async def test_testbed_kafka_works_through_faststream_confluent(kafka_server: Any) -> None:
+    """The test bed's smoke test for the confluent client: publish, consume, read watermarks."""
+    topic = unique("c-smoke")
+    broker = KafkaBroker(kafka_server.url)
+    got: list[str] = []
+    done = asyncio.Event()
+
+    @broker.subscriber(topic, group_id="smoke", auto_offset_reset="earliest")
+    async def handle(body: str) -> None:
+        got.append(body)
+        if len(got) == 2:
+            done.set()
+
+    async with broker:
+        await broker.start()
+        for i in range(2):
+            await broker.publish(f"c{i}", topic=topic)
+        await asyncio.wait_for(done.wait(), 30)
+
+    assert got == ["c0", "c1"]
+    assert log_range(kafka_server.url, topic) == (0, 2)
+
+
 @pytest.fixture
 async def adapter() -> AsyncIterator[ConfluentAdapter]:
     made = ConfluentAdapter()

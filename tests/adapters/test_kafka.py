@@ -321,3 +321,27 @@ async def test_messages_of_the_in_memory_test_broker_are_skipped() -> None:
         await test_broker.publish("hello", "in-memory")
 
     assert [(r.broker, r.outcome) for r in results] == [("kafka", Outcome.SKIPPED)]
+
+
+async def test_delete_follows_the_partition_leader_when_its_broker_stops(
+    kafka_cluster: Any,
+) -> None:
+    topic = unique("failover")
+    await create_topic(kafka_cluster.servers, topic, assignment={0: [1, 2, 3]})
+    await produce(kafka_cluster.servers, topic, 3)
+    survivors = [kafka_cluster.node(2).url, kafka_cluster.node(3).url]
+    adapter = KafkaAdapter()
+    try:
+        async with consumed(kafka_cluster.servers, topic, 3) as msgs:
+            first = await adapter.delete(msgs[0])  # the adapter now knows broker 1 as leader
+            await asyncio.to_thread(kafka_cluster.node(1).stop)
+            try:
+                second = await adapter.delete(msgs[1])
+                assert await log_range(survivors, topic) == (2, 3)
+            finally:
+                await asyncio.to_thread(kafka_cluster.node(1).start)
+    finally:
+        await adapter.aclose()
+
+    assert (first.outcome, first.removed) == (Outcome.DELETED, 1)
+    assert (second.outcome, second.removed) == (Outcome.DELETED, 1)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tests.testbed.process import BrokerProcess, BrokerUnavailable, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(os.environ.get("MSGDEL_ROOT") or Path(__file__).resolve().parents[2])
 LIBS = Path(os.environ.get("MSGDEL_KAFKA_LIBS", ROOT / ".testbed" / "kafka" / "libs"))
 LOG_CONFIG = ROOT / "testbed" / "kafka" / "log4j2.yaml"
 SETUP_KAFKA_HINT = "run `scripts/setup` (or just `scripts/setup-kafka`) to fetch the Kafka jars"
