@@ -12,11 +12,11 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-import aiokafka  # type: ignore[import-untyped]
-from aiokafka import TopicPartition  # type: ignore[import-untyped]
-from aiokafka import errors as kafka_errors  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
-from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]
+import aiokafka
+from aiokafka import TopicPartition
+from aiokafka import errors as kafka_errors
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import (
     ConfigResource,
     ConfigResourceType,
 )
@@ -176,7 +176,7 @@ class _AiokafkaBackend:
         return {(tp.topic, tp.partition): int(offset) for tp, offset in got.items()}
 
     async def delete_records(self, points: dict[TP, int]) -> dict[TP, int]:
-        from aiokafka.admin import RecordsToDelete  # type: ignore[import-untyped]
+        from aiokafka.admin import RecordsToDelete
 
         try:
             admin = await self.connection.get_admin()
