@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from msgdel.api import call_adapter, check_semantics
+from msgdel.compat import bind_to_subscriber
 from msgdel.errors import DeletionFailed, MsgdelError
 from msgdel.protocol import Deletable
 from msgdel.registry import Registry, default_registry
@@ -115,6 +116,7 @@ class Batcher:
             raise RuntimeError("this msgdel.Batcher is closed; create a new one to delete more")
         adapter = (self.registry or default_registry).resolve(type(message))
         check_semantics(adapter, self.require)
+        bind_to_subscriber(message)  # FastStream 0.6: only the submitting handler knows the client
         while self._outstanding >= self.max_pending:
             room = self._room_event()
             room.clear()

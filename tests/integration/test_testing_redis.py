@@ -112,7 +112,8 @@ def test_the_plugin_offers_the_fixture_to_a_users_test_suite(tmp_path: Path) -> 
     )
     done = subprocess.run(
         # no -p: the fixture comes from msgdel's pytest11 entry point, as in a user's project
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto", str(test_file)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "-o", "asyncio_mode=auto", str(test_file)],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
