@@ -31,7 +31,7 @@ BATCH = 500
 
 async def app_rate(url: str, count: int, use_msgdel: bool) -> float:
     """Messages/s of a FastStream consumer-group app that deletes every message it handles."""
-    broker = RedisBroker(url, log_level=0)
+    broker = RedisBroker(url, logger=None)
     stream = f"app-{'msgdel' if use_msgdel else 'faststream'}-{time.monotonic_ns()}"
     done = asyncio.Event()
     handled = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from faststream.message import AckStatus
 from redis import exceptions as redis_errors
@@ -43,13 +43,8 @@ _UNBOUND_HINT = (
 )
 
 
-class _Address(NamedTuple):
-    """Where one consumed stream message lives."""
-
-    client: Any
-    stream: str
-    group: str | None
-    ids: tuple[bytes, ...]
+_Address = tuple[Any, str, "str | None", tuple[bytes, ...]]
+"""Where one consumed stream message lives: client, stream, group, entry ids."""
 
 
 async def server_version(client: Any) -> tuple[int, ...]:
@@ -91,25 +86,32 @@ class RedisStreamAdapter:
         one ``MULTI`` holding one ``XACK`` per stream and group and one ``XDEL`` per message.
         """
         results: list[DeleteResult | None] = [None] * len(messages)
-        by_client: dict[int, list[tuple[int, _Address]]] = {}
+        buckets: dict[tuple[int, str, str | None], _Bucket] = {}
         for index, message in enumerate(messages):
             address = _address(message)
             if address is None:
                 results[index] = _result(message, Outcome.SKIPPED, 0)
-            else:
-                by_client.setdefault(id(address.client), []).append((index, address))
-        for work in by_client.values():
-            done = await self._delete_on_client(work)
-            for (index, address), (_, result) in zip(work, done):
-                results[index] = result
-                if address.group is not None:
-                    _mark_acknowledged(messages[index])
+                continue
+            client, stream, group, ids = address
+            key = (id(client), stream, group)
+            bucket = buckets.get(key)
+            if bucket is None:
+                bucket = buckets[key] = _Bucket(client, stream, group)
+            bucket.add(index, ids)
+        by_client: dict[int, list[_Bucket]] = {}
+        for (client_id, _, _), bucket in buckets.items():
+            by_client.setdefault(client_id, []).append(bucket)
+        for client_buckets in by_client.values():
+            await self._delete_on_client(client_buckets)
+            for bucket in client_buckets:
+                bucket.fill(results)
+                if bucket.group is not None:
+                    for index in bucket.indexes:
+                        _mark_acknowledged(messages[index])
         return [r for r in results if r is not None]
 
-    async def _delete_on_client(
-        self, work: list[tuple[int, _Address]]
-    ) -> list[tuple[int, DeleteResult]]:
-        client = work[0][1].client
+    async def _delete_on_client(self, buckets: list[_Bucket]) -> None:
+        client = buckets[0].client
         try:
             version = await server_version(client)
             modern = version >= XACKDEL_VERSION
@@ -120,8 +122,9 @@ class RedisStreamAdapter:
                     "Redis, or use RedisStreamAdapter() to delete regardless of other groups"
                 )
             if modern:
-                return await self._xackdel(client, work)
-            return await self._multi_xdel(client, work)
+                await self._xackdel(client, buckets)
+            else:
+                await self._multi_xdel(client, buckets)
         except redis_errors.ConnectionError as exc:  # TimeoutError is a subclass
             raise DeletionFailed(
                 f"Redis could not be reached ({exc}); nothing is known to be deleted, and "
@@ -134,91 +137,105 @@ class RedisStreamAdapter:
                 f"Redis refused the deletion: {exc}", retryable=False, cause=exc
             ) from exc
 
-    async def _xackdel(
-        self, client: Any, work: list[tuple[int, _Address]]
-    ) -> list[tuple[int, DeleteResult]]:
+    async def _xackdel(self, client: Any, buckets: list[_Bucket]) -> None:
+        """One XACKDEL (group) or XDELEX (no group) per bucket: a reply code per entry."""
         policy = "ACKED" if self.wait_for_all_groups else "DELREF"
-        buckets: dict[tuple[str, str | None], dict[bytes, int]] = {}
-        for _, address in work:
-            bucket = buckets.setdefault((address.stream, address.group), {})
-            for entry_id in address.ids:
-                bucket.setdefault(entry_id, _NOT_FOUND)
-        commands = [
-            ("XDELEX", stream, policy, "IDS", len(bucket), *bucket)
-            if group is None
-            else ("XACKDEL", stream, group, policy, "IDS", len(bucket), *bucket)
-            for (stream, group), bucket in buckets.items()
-        ]
-        replies = await _send(client, commands)
-        for bucket, reply in zip(buckets.values(), replies):
-            for entry_id, code in zip(bucket, reply):
-                bucket[entry_id] = int(code)
+        replies = await _send(client, [_xackdel_command(b, policy, b.ids) for b in buckets])
+        for bucket, reply in zip(buckets, replies):
+            bucket.codes = [int(code) for code in reply]
         await self._delete_already_acknowledged(client, buckets, policy)
-        done: list[tuple[int, DeleteResult]] = []
-        for index, address in work:
-            bucket = buckets[address.stream, address.group]
-            if len(address.ids) == 1:
-                code = bucket[address.ids[0]]
-                removed = 1 if code == _DELETED else 0
-                deferred = code == _STILL_REFERENCED
+
+    @staticmethod
+    async def _delete_already_acknowledged(
+        client: Any, buckets: list[_Bucket], policy: str
+    ) -> None:
+        """XACKDEL skips an entry its group no longer has pending (acknowledged earlier):
+        delete those with XDELEX, in one more round trip, only when there are any."""
+        retry = [
+            (bucket, [pos for pos, code in enumerate(bucket.codes) if code == _NOT_FOUND])
+            for bucket in buckets
+            if bucket.group is not None and _NOT_FOUND in bucket.codes
+        ]
+        if not retry:
+            return
+        commands = [
+            ("XDELEX", b.stream, policy, "IDS", len(ps), *(b.ids[p] for p in ps)) for b, ps in retry
+        ]
+        for (bucket, positions), reply in zip(retry, await _send(client, commands)):
+            for pos, code in zip(positions, reply):
+                bucket.codes[pos] = int(code)
+
+    async def _multi_xdel(self, client: Any, buckets: list[_Bucket]) -> None:
+        """One MULTI: an XACK per bucket with a group, then an XDEL per message (its own count)."""
+        acked = [b for b in buckets if b.group is not None]
+        async with client.pipeline(transaction=True) as pipe:
+            for bucket in acked:
+                pipe.execute_command("XACK", bucket.stream, bucket.group, *bucket.ids)
+            for bucket in buckets:
+                for ids in bucket.per_message():
+                    pipe.execute_command("XDEL", bucket.stream, *ids)
+            replies = iter((await pipe.execute())[len(acked) :])
+        for bucket in buckets:
+            bucket.removed = [int(next(replies)) for _ in bucket.indexes]
+
+
+class _Bucket:
+    """The messages of one stream and group on one client, and what Redis answered for them."""
+
+    __slots__ = ("client", "codes", "group", "ids", "indexes", "removed", "sizes", "stream")
+
+    def __init__(self, client: Any, stream: str, group: str | None) -> None:
+        self.client = client
+        self.stream = stream
+        self.group = group
+        self.indexes: list[int] = []
+        self.sizes: list[int] = []
+        self.ids: list[bytes] = []  # every message's ids, in message order
+        self.codes: list[int] = []  # XACKDEL/XDELEX: a code per id
+        self.removed: list[int] = []  # MULTI XDEL: a count per message
+
+    def add(self, index: int, ids: tuple[bytes, ...]) -> None:
+        self.indexes.append(index)
+        self.sizes.append(len(ids))
+        self.ids.extend(ids)
+
+    def per_message(self) -> list[list[bytes]]:
+        out, pos = [], 0
+        for size in self.sizes:
+            out.append(self.ids[pos : pos + size])
+            pos += size
+        return out
+
+    def fill(self, results: list[DeleteResult | None]) -> None:
+        """Turn Redis's answers into one result per message, at the message's index."""
+        stream, ids, codes, pos = self.stream, self.ids, self.codes, 0
+        for n, (index, size) in enumerate(zip(self.indexes, self.sizes)):
+            if size == 1:
+                text: tuple[str, ...] = (ids[pos].decode(),)
             else:
-                codes = [bucket[i] for i in address.ids]
-                removed = codes.count(_DELETED)
-                deferred = _STILL_REFERENCED in codes
+                text = tuple(i.decode() for i in ids[pos : pos + size])
+            if not codes:
+                removed, deferred = self.removed[n], False
+            elif size == 1:
+                code = codes[pos]
+                removed, deferred = int(code == _DELETED), code == _STILL_REFERENCED
+            else:
+                chunk = codes[pos : pos + size]
+                removed, deferred = chunk.count(_DELETED), _STILL_REFERENCED in chunk
+            pos += size
             if deferred:
                 outcome = Outcome.DEFERRED
             elif removed:
                 outcome = Outcome.DELETED
             else:
                 outcome = Outcome.ALREADY_GONE
-            done.append((index, _address_result(address, outcome, removed)))
-        return done
+            results[index] = DeleteResult(BROKER, stream, text, Semantics.EXACT, outcome, removed)
 
-    @staticmethod
-    async def _delete_already_acknowledged(
-        client: Any, buckets: dict[tuple[str, str | None], dict[bytes, int]], policy: str
-    ) -> None:
-        """XACKDEL skips an entry its group no longer has pending (acknowledged earlier):
-        delete those with XDELEX, in one more round trip, only when there are any."""
-        retry = {
-            stream: [i for i, code in bucket.items() if code == _NOT_FOUND]
-            for (stream, group), bucket in buckets.items()
-            if group is not None
-        }
-        retry = {stream: ids for stream, ids in retry.items() if ids}
-        if not retry:
-            return
-        replies = await _send(
-            client,
-            [("XDELEX", stream, policy, "IDS", len(ids), *ids) for stream, ids in retry.items()],
-        )
-        for (stream, ids), reply in zip(retry.items(), replies):
-            for (key, group), bucket in buckets.items():
-                if key == stream and group is not None:
-                    for entry_id, code in zip(ids, reply):
-                        if bucket.get(entry_id) == _NOT_FOUND:
-                            bucket[entry_id] = int(code)
 
-    async def _multi_xdel(
-        self, client: Any, work: list[tuple[int, _Address]]
-    ) -> list[tuple[int, DeleteResult]]:
-        acks: dict[tuple[str, str], dict[bytes, None]] = {}
-        for _, address in work:
-            if address.group is not None:
-                acks.setdefault((address.stream, address.group), {}).update(
-                    dict.fromkeys(address.ids)
-                )
-        async with client.pipeline(transaction=True) as pipe:
-            for (stream, group), ids in acks.items():
-                pipe.execute_command("XACK", stream, group, *ids)
-            for _, address in work:
-                pipe.execute_command("XDEL", address.stream, *address.ids)
-            replies = await pipe.execute()
-        done: list[tuple[int, DeleteResult]] = []
-        for (index, address), removed in zip(work, replies[len(acks) :]):
-            outcome = Outcome.DELETED if removed else Outcome.ALREADY_GONE
-            done.append((index, _address_result(address, outcome, int(removed))))
-        return done
+def _xackdel_command(bucket: _Bucket, policy: str, ids: list[bytes]) -> tuple[Any, ...]:
+    if bucket.group is None:
+        return ("XDELEX", bucket.stream, policy, "IDS", len(ids), *ids)
+    return ("XACKDEL", bucket.stream, bucket.group, policy, "IDS", len(ids), *ids)
 
 
 async def _send(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
@@ -277,7 +294,9 @@ def _raw(message: Any) -> dict[str, Any]:
 
 def _address(message: Any) -> _Address | None:
     """Where the message lives, or None for a message of FastStream's in-memory test broker."""
-    raw = _raw(message)
+    raw = getattr(message, "raw_message", None)
+    if type(raw) is not dict or "channel" not in raw:
+        raw = _raw(message)  # raises NotDeletable
     raw_ids: Sequence[Any] = raw.get("message_ids") or ()
     if len(raw_ids) == 1 and type(raw_ids[0]) is bytes:
         ids: tuple[bytes, ...] = (raw_ids[0],)
@@ -298,19 +317,13 @@ def _address(message: Any) -> _Address | None:
             f"this stream message from {raw['channel']!r} has no entry ids, so no entry can be "
             "addressed; nothing was deleted"
         )
-    return _Address(client, raw["channel"], getattr(message, "group", None), ids)
+    return (client, raw["channel"], getattr(message, "group", None), ids)
 
 
 def _mark_acknowledged(message: Any) -> None:
     """The delete acknowledged the entry in its group: spare FastStream a second XACK."""
     if getattr(message, "committed", None) is None:
         message.committed = AckStatus.ACKED
-
-
-def _address_result(address: _Address, outcome: Outcome, removed: int) -> DeleteResult:
-    ids = address.ids
-    text = (ids[0].decode(),) if len(ids) == 1 else tuple(i.decode() for i in ids)
-    return DeleteResult(BROKER, address.stream, text, Semantics.EXACT, outcome, removed)
 
 
 def _result(message: Any, outcome: Outcome, removed: int) -> DeleteResult:
