@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +19,7 @@ from nats.js.client import JetStreamContext
 
 import msgdel
 from msgdel.adapters.nats import JetStreamAdapter, KeyValueAdapter, ObjectStoreAdapter
+from tests.testbed.nats import NatsServer
 
 pytestmark = pytest.mark.nats
 
@@ -47,10 +48,11 @@ async def consumed(
     *,
     expect: int | None = None,
     on_message: Callable[[Any], Any] | None = None,
+    js_options: dict[str, Any] | None = None,
     **subscriber: Any,
 ) -> AsyncIterator[tuple[NatsBroker, list[Any]]]:
     """Publish ``payloads``, consume them with FastStream, yield the broker and messages."""
-    broker = NatsBroker(url)
+    broker = NatsBroker(url, js_options=js_options)
     got: list[Any] = []
     done = asyncio.Event()
     expected = len(payloads) if expect is None else expect
@@ -250,6 +252,74 @@ async def test_deleting_after_the_connection_closed_fails_without_retry(
         await msgdel.delete(got[0])
     assert caught.value.retryable is False
     assert await _state(js, stream) == (1, 0)
+
+
+DOMAIN = "hub"
+
+
+@pytest.fixture(scope="module")
+def domain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A second nats-server whose JetStream lives in the domain ``hub``."""
+    server = NatsServer(tmp_path_factory.mktemp("nats-domain"), domain=DOMAIN)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    "adapter",
+    [JetStreamAdapter(), JetStreamAdapter(api_prefix=f"$JS.{DOMAIN}.API")],
+    ids=["default", "domain_prefix"],
+)
+async def test_a_message_consumed_through_a_jetstream_domain_is_deleted_exactly(
+    domain_server: NatsServer, adapter: JetStreamAdapter
+) -> None:
+    stream = _name("domain")
+    async with consumed(
+        domain_server.url,
+        f"{stream}.in",
+        ["a", "b", "c"],
+        js_options={"domain": DOMAIN},
+        stream=JStream(stream),
+    ) as (_, got):
+        middle = next(m for m in got if m.body == b"b")
+        result = await adapter.delete(middle)
+
+    assert result == msgdel.DeleteResult(
+        "nats", stream, ["2"], msgdel.Semantics.EXACT, msgdel.Outcome.DELETED, 1
+    )
+    nc = await nats.connect(domain_server.url)
+    try:
+        js = nc.jetstream(domain=DOMAIN)
+        assert await _state(js, stream) == (2, 1)
+        assert [await _exists(js, stream, s) for s in (1, 2, 3)] == [True, False, True]
+    finally:
+        await nc.close()
+
+
+async def test_an_api_prefix_naming_another_domain_fails_retryably_and_keeps_the_message(
+    domain_server: NatsServer,
+) -> None:
+    stream = _name("elsewhere")
+    adapter = JetStreamAdapter(api_prefix="$JS.elsewhere.API", timeout=0.5)
+    async with consumed(
+        domain_server.url,
+        f"{stream}.in",
+        ["x"],
+        js_options={"domain": DOMAIN},
+        stream=JStream(stream),
+    ) as (_, got):
+        with pytest.raises(msgdel.DeletionFailed, match="domain") as caught:
+            await adapter.delete(got[0])
+
+    assert caught.value.retryable is True
+    nc = await nats.connect(domain_server.url)
+    try:
+        assert await _state(nc.jetstream(domain=DOMAIN), stream) == (1, 0)
+    finally:
+        await nc.close()
 
 
 async def test_the_in_memory_test_broker_skips_and_sends_nothing() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from typing import TYPE_CHECKING
 
@@ -13,19 +14,30 @@ if TYPE_CHECKING:
 
 
 class NatsServer(BrokerProcess):
-    """A private nats-server with JetStream on loopback; the store survives a restart."""
+    """A private nats-server with JetStream on loopback; the store survives a restart.
+
+    ``domain`` names the server's JetStream domain (its API is then also served on
+    ``$JS.<domain>.API``); nats-server 2.9 takes it only from a configuration file.
+    """
 
     name = "nats"
     start_timeout = 30.0
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, domain: str | None = None) -> None:
         super().__init__(workdir)
+        self.domain = domain
+        self.config_path = self.workdir / "nats.conf"
         self.executable = find_executable("nats-server", "/usr/sbin/nats-server")
         self.port = free_port()
         self.monitor_port = free_port()
         self.store_dir = self.workdir / "jetstream"
 
+    def prepare(self) -> None:
+        if self.domain is not None:
+            self.config_path.write_text(f"jetstream {{\n  domain: {json.dumps(self.domain)}\n}}\n")
+
     def command(self) -> Sequence[str]:
+        config = ["--config", str(self.config_path)] if self.domain is not None else []
         return [
             self.executable,
             "--addr", "127.0.0.1",
@@ -34,6 +46,7 @@ class NatsServer(BrokerProcess):
             "--server_name", "msgdel-testbed",
             "--jetstream",
             "--store_dir", str(self.store_dir),
+            *config,
         ]  # fmt: skip
 
     @property
