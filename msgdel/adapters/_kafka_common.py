@@ -72,17 +72,52 @@ class Backend(Protocol):
         """Write a null value under each record's key to its partition, and wait for the acks."""
 
 
-async def with_retries(call: Callable[[], Awaitable[T]]) -> T:
-    """Run ``call``, retrying ``DeletionFailed(retryable=True)`` with a bounded backoff."""
-    for delay in RETRY_DELAYS:
+DEFAULT_TIMEOUT = 15.0
+"""Seconds one ``delete``/``delete_many`` waits for the cluster, retries included."""
+
+
+@attrs.frozen
+class Deadline:
+    """The event-loop time by which one deletion call must be answered."""
+
+    at: float
+    timeout: float
+
+    @classmethod
+    def after(cls, timeout: float) -> Deadline:
+        return cls(asyncio.get_running_loop().time() + timeout, timeout)
+
+    def remaining(self) -> float:
+        return self.at - asyncio.get_running_loop().time()
+
+
+async def with_retries(call: Callable[[], Awaitable[T]], deadline: Deadline) -> T:
+    """Run ``call``, retrying ``DeletionFailed(retryable=True)`` with a bounded backoff.
+
+    Every attempt and pause ends by ``deadline``: a request still unanswered then is cancelled
+    and ``DeletionFailed(retryable=True)`` raised, so an unreachable cluster fails in bounded
+    time instead of waiting for the client's own (much longer) request timeout.
+    """
+    delays = iter(RETRY_DELAYS)
+    while True:
+        remaining = deadline.remaining()
         try:
-            return await call()
+            if remaining <= 0:
+                raise asyncio.TimeoutError
+            return await asyncio.wait_for(call(), remaining)
+        except asyncio.TimeoutError as exc:
+            raise DeletionFailed(
+                f"Kafka did not answer within {deadline.timeout:g}s; retrying can succeed once "
+                "the cluster is reachable (a slow cluster needs a larger adapter timeout=)",
+                retryable=True,
+                cause=exc,
+            ) from exc
         except DeletionFailed as exc:
-            if not exc.retryable:
+            delay = next(delays, None)
+            if not exc.retryable or delay is None or delay >= deadline.remaining():
                 raise
             logger.debug("retrying a Kafka request in %.2fs: %s", delay, exc)
             await asyncio.sleep(delay)
-    return await call()
 
 
 def target_of(records: Sequence[Record]) -> str:
@@ -98,16 +133,27 @@ class KafkaFamilyAdapter:
 
     ``strategy="truncate"`` (semantics PREFIX) or ``"tombstone"`` (semantics TOMBSTONE);
     ``protect_groups=True`` never truncates past an offset another consumer group has not
-    committed yet (outcome ``DEFERRED`` when that caps the deletion).
+    committed yet (outcome ``DEFERRED`` when that caps the deletion). ``timeout`` bounds, in
+    seconds, how long one ``delete``/``delete_many`` waits for the cluster, retries included;
+    past it the call raises ``DeletionFailed(retryable=True)``.
     """
 
     broker = "kafka"
 
-    def __init__(self, strategy: Strategy = "truncate", *, protect_groups: bool = False) -> None:
+    def __init__(
+        self,
+        strategy: Strategy = "truncate",
+        *,
+        protect_groups: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
         if strategy not in ("truncate", "tombstone"):
             raise ValueError(f"strategy must be 'truncate' or 'tombstone', not {strategy!r}")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.strategy = strategy
         self.protect_groups = protect_groups
+        self.timeout = float(timeout)
         self.semantics = Semantics.PREFIX if strategy == "truncate" else Semantics.TOMBSTONE
         self._policies: dict[str, str] = {}
         self._warned: set[str] = set()
@@ -115,7 +161,7 @@ class KafkaFamilyAdapter:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(strategy={self.strategy!r}, "
-            f"protect_groups={self.protect_groups})"
+            f"protect_groups={self.protect_groups}, timeout={self.timeout:g})"
         )
 
     # -- what subclasses provide -----------------------------------------------------------
@@ -151,15 +197,16 @@ class KafkaFamilyAdapter:
         if self.strategy == "tombstone":
             for _, work in groups.values():
                 _require_keys(work)
+        deadline = Deadline.after(self.timeout)
         for backend, work in groups.values():
             run = self._truncate if self.strategy == "truncate" else self._tombstone
-            for index, result in await run(backend, work):
+            for index, result in await run(backend, work, deadline):
                 results[index] = result
         return [r for r in results if r is not None]
 
     # -- truncate ---------------------------------------------------------------------------
     async def _truncate(
-        self, backend: Backend, work: list[tuple[int, list[Record]]]
+        self, backend: Backend, work: list[tuple[int, list[Record]]], deadline: Deadline
     ) -> list[tuple[int, DeleteResult]]:
         wanted: dict[TP, int] = {}
         for _, records in work:
@@ -168,14 +215,16 @@ class KafkaFamilyAdapter:
         tps = list(wanted)
         points = dict(wanted)
         if self.protect_groups:
-            floor = await with_retries(lambda: backend.committed_floor(tps, backend.group_id))
+            floor = await with_retries(
+                lambda: backend.committed_floor(tps, backend.group_id), deadline
+            )
             for tp, committed in floor.items():
                 points[tp] = min(points[tp], committed)
-        old = await with_retries(lambda: backend.log_starts(tps))
+        old = await with_retries(lambda: backend.log_starts(tps), deadline)
         send = {tp: point for tp, point in points.items() if point > old[tp]}
         new = dict(old)
         if send:
-            new.update(await with_retries(lambda: backend.delete_records(send)))
+            new.update(await with_retries(lambda: backend.delete_records(send), deadline))
 
         # A partition's removed count goes to the (first) message that set its deletion point.
         owner: dict[TP, int] = {}
@@ -206,22 +255,24 @@ class KafkaFamilyAdapter:
 
     # -- tombstone --------------------------------------------------------------------------
     async def _tombstone(
-        self, backend: Backend, work: list[tuple[int, list[Record]]]
+        self, backend: Backend, work: list[tuple[int, list[Record]]], deadline: Deadline
     ) -> list[tuple[int, DeleteResult]]:
         unique: dict[tuple[TP, bytes | None], Record] = {}
         for _, records in work:
             for r in records:
                 unique[(r.tp, r.key)] = r
         for topic in dict.fromkeys(r.topic for r in unique.values()):
-            await self._warn_unless_compacted(backend, topic)
+            await self._warn_unless_compacted(backend, topic, deadline)
         tombstones = list(unique.values())
-        await with_retries(lambda: backend.produce_tombstones(tombstones))
+        await with_retries(lambda: backend.produce_tombstones(tombstones), deadline)
         return [(index, self._result(records, Outcome.DEFERRED, 0)) for index, records in work]
 
-    async def _warn_unless_compacted(self, backend: Backend, topic: str) -> None:
+    async def _warn_unless_compacted(
+        self, backend: Backend, topic: str, deadline: Deadline
+    ) -> None:
         policy = self._policies.get(topic)
         if policy is None:
-            policy = await with_retries(lambda: backend.cleanup_policy(topic))
+            policy = await with_retries(lambda: backend.cleanup_policy(topic), deadline)
             self._policies[topic] = policy
         if "compact" not in policy and topic not in self._warned:
             self._warned.add(topic)

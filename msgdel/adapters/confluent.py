@@ -25,6 +25,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from msgdel.adapters._kafka_common import (
+    DEFAULT_TIMEOUT,
     TP,
     Backend,
     KafkaFamilyAdapter,
@@ -45,6 +46,12 @@ _AUTH_CODES = {
     KafkaError.CLUSTER_AUTHORIZATION_FAILED,
     KafkaError.SASL_AUTHENTICATION_FAILED,
 }
+_STALE_METADATA = {
+    KafkaError.FENCED_LEADER_EPOCH,
+    KafkaError.UNKNOWN_LEADER_EPOCH,
+    KafkaError._NOENT,  # "no leaders found"
+}
+"""Errors after which librdkafka's admin client keeps failing on its cached metadata."""
 T = TypeVar("T")
 
 
@@ -80,6 +87,12 @@ def translate(exc: BaseException, doing: str) -> BaseException:
             KafkaError._ALL_BROKERS_DOWN,
             KafkaError.NOT_LEADER_FOR_PARTITION,
             KafkaError.LEADER_NOT_AVAILABLE,
+            KafkaError.FENCED_LEADER_EPOCH,  # stale metadata right after a broker restart
+            KafkaError.UNKNOWN_LEADER_EPOCH,
+            KafkaError.UNKNOWN_TOPIC_OR_PART,
+            KafkaError.REQUEST_TIMED_OUT,
+            KafkaError.NOT_CONTROLLER,
+            KafkaError._NOENT,  # "no leaders found": metadata not refreshed after a restart
         )
         return DeletionFailed(
             f"Kafka could not {doing} ({error.name()}: {error.str()})"
@@ -93,9 +106,13 @@ def translate(exc: BaseException, doing: str) -> BaseException:
 
 
 async def _all(futures: dict[Any, concurrent.futures.Future[Any]]) -> dict[Any, Any]:
-    """Await a dict of confluent-kafka admin futures without blocking the loop."""
+    """Await a dict of confluent-kafka admin futures without blocking the loop.
+
+    Shielded: a caller that stops waiting (deadline) leaves the futures to librdkafka, which
+    resolves them itself, rather than cancelling futures its threads still complete.
+    """
     keys = list(futures)
-    values = await asyncio.gather(*(asyncio.wrap_future(futures[k]) for k in keys))
+    values = await asyncio.shield(asyncio.gather(*(asyncio.wrap_future(futures[k]) for k in keys)))
     return dict(zip(keys, values))
 
 
@@ -116,6 +133,17 @@ class _Connection:
                 )
             return self.producer
 
+    def renew_admin_after(self, exc: BaseException) -> None:
+        """Replace the admin client when ``exc`` says its cached metadata is stale.
+
+        After a broker restart librdkafka's admin client keeps sending the old leader epoch
+        (FENCED_LEADER_EPOCH) until its next periodic metadata refresh, minutes later; a new
+        client fetches fresh metadata, so the retry succeeds.
+        """
+        error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+        if isinstance(error, KafkaError) and error.code() in _STALE_METADATA:
+            self.admin = AdminClient({**self.config, "client.id": "msgdel"})
+
 
 class _ConfluentBackend:
     """The adapter's I/O through one consumer's cluster (see ``Backend``)."""
@@ -133,6 +161,7 @@ class _ConfluentBackend:
         try:
             got = await _all(self.admin.list_offsets(request))
         except Exception as exc:
+            self.connection.renew_admin_after(exc)
             raise translate(exc, "read the log start offsets") from exc
         return {(tp.topic, tp.partition): int(info.offset) for tp, info in got.items()}
 
@@ -141,6 +170,7 @@ class _ConfluentBackend:
         try:
             got = await _all(self.admin.delete_records(request))
         except Exception as exc:
+            self.connection.renew_admin_after(exc)
             raise translate(exc, "delete records (DeleteRecords)") from exc
         return {(tp.topic, tp.partition): int(done.low_watermark) for tp, done in got.items()}
 
@@ -211,8 +241,14 @@ class ConfluentAdapter(KafkaFamilyAdapter):
 
     broker = "confluent"
 
-    def __init__(self, strategy: Strategy = "truncate", *, protect_groups: bool = False) -> None:
-        super().__init__(strategy, protect_groups=protect_groups)
+    def __init__(
+        self,
+        strategy: Strategy = "truncate",
+        *,
+        protect_groups: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(strategy, protect_groups=protect_groups, timeout=timeout)
         self._connections: dict[tuple[Any, ...], _Connection] = {}
         self._backends: dict[tuple[Any, ...], _ConfluentBackend] = {}
 

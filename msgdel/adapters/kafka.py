@@ -8,8 +8,9 @@ cluster and event loop, and reuses them across calls until :meth:`KafkaAdapter.a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiokafka
@@ -23,6 +24,7 @@ from aiokafka.admin.config_resource import (
 from faststream.kafka.message import FakeConsumer
 
 from msgdel.adapters._kafka_common import (
+    DEFAULT_TIMEOUT,
     TP,
     Backend,
     KafkaFamilyAdapter,
@@ -94,15 +96,24 @@ def translate(exc: BaseException, doing: str) -> BaseException:
             retryable=False,
             cause=exc,
         )
-    retriable = isinstance(exc, (asyncio.TimeoutError, OSError)) or bool(
-        getattr(exc, "retriable", False)
-    )
+    timeouts = (asyncio.TimeoutError, OSError, kafka_errors.KafkaTimeoutError)
+    retriable = isinstance(exc, timeouts) or bool(getattr(exc, "retriable", False))
     return DeletionFailed(
         f"Kafka could not {doing} ({type(exc).__name__}: {exc})"
         + ("; retrying can succeed" if retriable else ""),
         retryable=retriable,
         cause=exc,
     )
+
+
+async def _started(start: Awaitable[Any], close: Callable[[], Awaitable[Any]]) -> None:
+    """Await a client's ``start``; close the client when it fails or is cancelled (no leak)."""
+    try:
+        await start
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await close()
+        raise
 
 
 class _Connection:
@@ -120,7 +131,7 @@ class _Connection:
         async with self._lock:
             if self.admin is None:
                 admin = AIOKafkaAdminClient(client_id="msgdel", **self.settings)
-                await admin.start()
+                await _started(admin.start(), admin.close)
                 self.admin = admin
         return self.admin
 
@@ -133,7 +144,7 @@ class _Connection:
         async with self._lock:
             if self.offsets is None:
                 reader = aiokafka.AIOKafkaConsumer(client_id="msgdel", **self.settings)
-                await reader.start()
+                await _started(reader.start(), reader.stop)
                 self.offsets = reader
         return self.offsets
 
@@ -143,7 +154,7 @@ class _Connection:
                 producer = aiokafka.AIOKafkaProducer(
                     client_id="msgdel", acks="all", **self.settings
                 )
-                await producer.start()
+                await _started(producer.start(), producer.stop)
                 self.producer = producer
         return self.producer
 
@@ -248,8 +259,14 @@ class KafkaAdapter(KafkaFamilyAdapter):
 
     broker = "kafka"
 
-    def __init__(self, strategy: Strategy = "truncate", *, protect_groups: bool = False) -> None:
-        super().__init__(strategy, protect_groups=protect_groups)
+    def __init__(
+        self,
+        strategy: Strategy = "truncate",
+        *,
+        protect_groups: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(strategy, protect_groups=protect_groups, timeout=timeout)
         self._connections: dict[tuple[Any, ...], _Connection] = {}
         self._backends: weakref.WeakKeyDictionary[Any, _AiokafkaBackend] = (
             weakref.WeakKeyDictionary()

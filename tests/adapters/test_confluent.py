@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +22,9 @@ from faststream.confluent.annotations import KafkaMessage as Consumed
 from faststream.confluent.message import KafkaMessage
 
 import msgdel
-from msgdel import NotDeletable, Outcome, Semantics, UnsupportedDeletion
+from msgdel import DeletionFailed, NotDeletable, Outcome, Semantics, UnsupportedDeletion
 from msgdel.adapters.confluent import ConfluentAdapter
+from tests.testbed.kafka import KafkaServer
 
 pytestmark = pytest.mark.confluent
 
@@ -269,3 +272,41 @@ async def test_messages_of_the_in_memory_test_broker_are_skipped() -> None:
         await test_broker.publish("hello", "in-memory")
 
     assert [(r.broker, r.outcome) for r in results] == [("confluent", Outcome.SKIPPED)]
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[KafkaServer]:
+    """A single Kafka node of this test alone, so stopping it disturbs no other test."""
+    server = KafkaServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_a_stopped_broker_fails_retryably_and_the_same_delete_succeeds_after_restart(
+    own_kafka: KafkaServer,
+) -> None:
+    topic = unique("c-down")
+    produce(own_kafka.url, topic, 3)
+    adapter = ConfluentAdapter(timeout=3)
+    try:
+        async with consumed(own_kafka.url, topic, 3) as msgs:
+            await adapter.delete(msgs[0])  # the adapter's clients are connected
+            await asyncio.to_thread(own_kafka.stop)
+            began = time.monotonic()
+            try:
+                with pytest.raises(DeletionFailed) as failed:
+                    await adapter.delete(msgs[1])
+                took = time.monotonic() - began
+            finally:
+                await asyncio.to_thread(own_kafka.start)
+            result = await adapter.delete(msgs[1])
+    finally:
+        await adapter.aclose()
+
+    assert failed.value.retryable, failed.value
+    assert took < 10  # the adapter's timeout (3s) bounds it, not the client's 40-60s
+    assert (result.outcome, result.removed) == (Outcome.DELETED, 1)
+    assert log_range(own_kafka.url, topic) == (2, 3)

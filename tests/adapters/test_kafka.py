@@ -5,21 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage as Consumed
-from faststream.kafka.message import KafkaMessage
+from faststream.kafka.message import KafkaAckableMessage, KafkaMessage
 
 import msgdel
-from msgdel import NotDeletable, Outcome, Semantics, UnsupportedDeletion
+from msgdel import DeletionFailed, NotDeletable, Outcome, Semantics, UnsupportedDeletion
 from msgdel.adapters.kafka import KafkaAdapter
+from tests.testbed.kafka import KafkaServer
 
 pytestmark = pytest.mark.kafka
 
@@ -106,13 +110,19 @@ async def commit(servers: str | list[str], group: str, topic: str, offset: int) 
 
 @contextlib.asynccontextmanager
 async def consumed(
-    servers: str | list[str], topic: str, count: int, *, batch: bool = False, group: str = "main"
+    servers: str | list[str],
+    topic: str,
+    count: int,
+    *,
+    batch: bool = False,
+    group: str = "main",
+    **subscriber: Any,
 ) -> AsyncIterator[list[Any]]:
     """A running FastStream subscriber and the first ``count`` records it consumed."""
     broker = KafkaBroker(servers)
     messages: list[Any] = []
     done = asyncio.Event()
-    options: dict[str, Any] = {"group_id": group, "auto_offset_reset": "earliest"}
+    options: dict[str, Any] = {"group_id": group, "auto_offset_reset": "earliest", **subscriber}
     if batch:
         options.update(batch=True, max_records=count, batch_timeout_ms=500)
 
@@ -153,6 +163,22 @@ async def test_truncate_moves_the_log_start_just_past_the_message(
     )
     assert await log_range(kafka_server.url, topic) == (3, 5)
     assert [offset for offset, _, _ in await read_all(kafka_server.url, topic)] == [3, 4]
+
+
+async def test_an_ackable_message_is_truncated_just_past_its_offset(
+    kafka_server: Any, registry: Any
+) -> None:
+    reg, _ = registry
+    topic = unique("ackable")
+    await produce(kafka_server.url, topic, 4)
+    async with consumed(kafka_server.servers, topic, 4, ack_policy=AckPolicy.MANUAL) as msgs:
+        assert all(type(m) is KafkaAckableMessage for m in msgs)
+        result = await msgdel.delete(msgs[1], registry=reg)
+
+    assert result == msgdel.DeleteResult(
+        "kafka", f"{topic}[0]", ("1",), Semantics.PREFIX, Outcome.DELETED, 2
+    )
+    assert await log_range(kafka_server.url, topic) == (2, 4)
 
 
 async def test_a_message_before_the_log_start_is_already_gone(
@@ -345,3 +371,41 @@ async def test_delete_follows_the_partition_leader_when_its_broker_stops(
 
     assert (first.outcome, first.removed) == (Outcome.DELETED, 1)
     assert (second.outcome, second.removed) == (Outcome.DELETED, 1)
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[KafkaServer]:
+    """A single Kafka node of this test alone, so stopping it disturbs no other test."""
+    server = KafkaServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_a_stopped_broker_fails_retryably_and_the_same_delete_succeeds_after_restart(
+    own_kafka: KafkaServer,
+) -> None:
+    topic = unique("down")
+    await produce(own_kafka.url, topic, 3)
+    adapter = KafkaAdapter(timeout=3)
+    try:
+        async with consumed(own_kafka.servers, topic, 3) as msgs:
+            await adapter.delete(msgs[0])  # the adapter's clients are connected
+            await asyncio.to_thread(own_kafka.stop)
+            began = time.monotonic()
+            try:
+                with pytest.raises(DeletionFailed) as failed:
+                    await adapter.delete(msgs[1])
+                took = time.monotonic() - began
+            finally:
+                await asyncio.to_thread(own_kafka.start)
+            result = await adapter.delete(msgs[1])
+    finally:
+        await adapter.aclose()
+
+    assert failed.value.retryable, failed.value
+    assert took < 10  # the adapter's timeout (3s) bounds it, not the client's 40-60s
+    assert (result.outcome, result.removed) == (Outcome.DELETED, 1)
+    assert await log_range(own_kafka.url, topic) == (2, 3)
