@@ -39,13 +39,15 @@ async def delete_many(
     """
     items = list(messages)
     reg = registry or default_registry
+    types = set(map(type, items))
+    if len(types) == 1:  # the common case: one adapter, no regrouping, no reordering
+        adapter = reg.resolve(types.pop())
+        check_semantics(adapter, require)
+        return _checked(adapter, items, await call_adapter(adapter, adapter.delete_many, items))
+
     groups = group_by_adapter(items, reg)
     for adapter, _ in groups.values():
         check_semantics(adapter, require)
-
-    if len(groups) == 1:  # the common case: no regrouping, no reordering
-        ((adapter, _),) = groups.values()
-        return _checked(adapter, items, await call_adapter(adapter, adapter.delete_many, items))
 
     results: list[DeleteResult | None] = [None] * len(items)
 
@@ -80,7 +82,7 @@ def group_by_adapter(
 
 
 def _checked(adapter: Deletable, batch: list[Any], got: Any) -> list[DeleteResult]:
-    results = list(got)
+    results = got if type(got) is list else list(got)
     if len(results) != len(batch):
         raise DeletionFailed(
             f"{adapter!r} returned {len(results)} results for {len(batch)} messages",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from faststream.message import AckStatus
@@ -97,7 +98,8 @@ class RedisStreamAdapter:
             bucket = buckets.get(key)
             if bucket is None:
                 bucket = buckets[key] = _Bucket(client, stream, group)
-            bucket.add(index, ids)
+            bucket.indexes.append(index)
+            bucket.message_ids.append(ids)
         by_client: dict[int, list[_Bucket]] = {}
         for (client_id, _, _), bucket in buckets.items():
             by_client.setdefault(client_id, []).append(bucket)
@@ -140,7 +142,7 @@ class RedisStreamAdapter:
     async def _xackdel(self, client: Any, buckets: list[_Bucket]) -> None:
         """One XACKDEL (group) or XDELEX (no group) per bucket: a reply code per entry."""
         policy = "ACKED" if self.wait_for_all_groups else "DELREF"
-        replies = await _send(client, [_xackdel_command(b, policy, b.ids) for b in buckets])
+        replies = await _send(client, [_xackdel_command(b, policy) for b in buckets])
         for bucket, reply in zip(buckets, replies):
             bucket.codes = [int(code) for code in reply]
         await self._delete_already_acknowledged(client, buckets, policy)
@@ -159,7 +161,8 @@ class RedisStreamAdapter:
         if not retry:
             return
         commands = [
-            ("XDELEX", b.stream, policy, "IDS", len(ps), *(b.ids[p] for p in ps)) for b, ps in retry
+            ("XDELEX", b.stream, policy, "IDS", len(ps), *map(b.ids.__getitem__, ps))
+            for b, ps in retry
         ]
         for (bucket, positions), reply in zip(retry, await _send(client, commands)):
             for pos, code in zip(positions, reply):
@@ -172,7 +175,7 @@ class RedisStreamAdapter:
             for bucket in acked:
                 pipe.execute_command("XACK", bucket.stream, bucket.group, *bucket.ids)
             for bucket in buckets:
-                for ids in bucket.per_message():
+                for ids in bucket.message_ids:
                     pipe.execute_command("XDEL", bucket.stream, *ids)
             replies = iter((await pipe.execute())[len(acked) :])
         for bucket in buckets:
@@ -182,57 +185,60 @@ class RedisStreamAdapter:
 class _Bucket:
     """The messages of one stream and group on one client, and what Redis answered for them."""
 
-    __slots__ = ("client", "codes", "group", "ids", "indexes", "removed", "sizes", "stream")
+    __slots__ = ("client", "codes", "group", "indexes", "message_ids", "removed", "stream")
 
     def __init__(self, client: Any, stream: str, group: str | None) -> None:
         self.client = client
         self.stream = stream
         self.group = group
-        self.indexes: list[int] = []
-        self.sizes: list[int] = []
-        self.ids: list[bytes] = []  # every message's ids, in message order
-        self.codes: list[int] = []  # XACKDEL/XDELEX: a code per id
+        self.indexes: list[int] = []  # each message's position in the caller's list
+        self.message_ids: list[tuple[bytes, ...]] = []  # each message's entry ids
+        self.codes: list[int] = []  # XACKDEL/XDELEX: a code per id, in message order
         self.removed: list[int] = []  # MULTI XDEL: a count per message
 
-    def add(self, index: int, ids: tuple[bytes, ...]) -> None:
-        self.indexes.append(index)
-        self.sizes.append(len(ids))
-        self.ids.extend(ids)
-
-    def per_message(self) -> list[list[bytes]]:
-        out, pos = [], 0
-        for size in self.sizes:
-            out.append(self.ids[pos : pos + size])
-            pos += size
-        return out
+    @property
+    def ids(self) -> list[bytes]:
+        """Every message's ids, in message order."""
+        return list(chain.from_iterable(self.message_ids))
 
     def fill(self, results: list[DeleteResult | None]) -> None:
         """Turn Redis's answers into one result per message, at the message's index."""
-        stream, ids, codes, pos = self.stream, self.ids, self.codes, 0
-        for n, (index, size) in enumerate(zip(self.indexes, self.sizes)):
-            if size == 1:
-                text: tuple[str, ...] = (ids[pos].decode(),)
-            else:
-                text = tuple(i.decode() for i in ids[pos : pos + size])
-            if not codes:
-                removed, deferred = self.removed[n], False
-            elif size == 1:
-                code = codes[pos]
-                removed, deferred = int(code == _DELETED), code == _STILL_REFERENCED
-            else:
-                chunk = codes[pos : pos + size]
-                removed, deferred = chunk.count(_DELETED), _STILL_REFERENCED in chunk
-            pos += size
-            if deferred:
-                outcome = Outcome.DEFERRED
-            elif removed:
-                outcome = Outcome.DELETED
-            else:
-                outcome = Outcome.ALREADY_GONE
-            results[index] = DeleteResult(BROKER, stream, text, Semantics.EXACT, outcome, removed)
+        stream, exact = self.stream, Semantics.EXACT
+        if self.codes:
+            codes = iter(self.codes)
+            for index, ids in zip(self.indexes, self.message_ids):
+                if len(ids) == 1:
+                    outcome, removed = _BY_CODE[next(codes)]
+                else:
+                    outcome, removed = _combined([next(codes) for _ in ids])
+                text = tuple(map(bytes.decode, ids))
+                results[index] = DeleteResult(BROKER, stream, text, exact, outcome, removed)
+        else:
+            for index, ids, removed in zip(self.indexes, self.message_ids, self.removed):
+                outcome = Outcome.DELETED if removed else Outcome.ALREADY_GONE
+                text = tuple(map(bytes.decode, ids))
+                results[index] = DeleteResult(BROKER, stream, text, exact, outcome, removed)
 
 
-def _xackdel_command(bucket: _Bucket, policy: str, ids: list[bytes]) -> tuple[Any, ...]:
+_BY_CODE = {
+    _DELETED: (Outcome.DELETED, 1),
+    _NOT_FOUND: (Outcome.ALREADY_GONE, 0),
+    _STILL_REFERENCED: (Outcome.DEFERRED, 0),
+}
+"""What one XACKDEL/XDELEX reply code means for a single-entry message."""
+
+
+def _combined(codes: list[int]) -> tuple[Outcome, int]:
+    """The outcome of a message with several entries: DEFERRED if any entry is still
+    referenced, else DELETED if any was removed, else ALREADY_GONE."""
+    removed = codes.count(_DELETED)
+    if _STILL_REFERENCED in codes:
+        return Outcome.DEFERRED, removed
+    return (Outcome.DELETED if removed else Outcome.ALREADY_GONE), removed
+
+
+def _xackdel_command(bucket: _Bucket, policy: str) -> tuple[Any, ...]:
+    ids = bucket.ids
     if bucket.group is None:
         return ("XDELEX", bucket.stream, policy, "IDS", len(ids), *ids)
     return ("XACKDEL", bucket.stream, bucket.group, policy, "IDS", len(ids), *ids)
