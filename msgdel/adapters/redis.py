@@ -323,7 +323,11 @@ def _address(message: Any) -> _Address | None:
             f"this stream message from {raw['channel']!r} has no entry ids, so no entry can be "
             "addressed; nothing was deleted"
         )
-    return (client, raw["channel"], getattr(message, "group", None), ids)
+    group = getattr(message, "group", None)
+    if group is not None and getattr(message, "committed", None) is AckStatus.ACKED:
+        group = None  # acknowledged already (by FastStream, or an earlier delete): only the
+        # entry is left to delete, and XACKDEL would skip it as not pending
+    return (client, raw["channel"], group, ids)
 
 
 def _mark_acknowledged(message: Any) -> None:

@@ -284,6 +284,31 @@ async def test_a_message_acknowledged_before_the_delete_is_still_deleted(
         assert client.xlen(stream) == 1
 
 
+async def test_messages_faststream_acknowledged_are_deleted_in_one_command(
+    redis_server: Any,
+) -> None:
+    """What the middleware with a batcher meets: FastStream acked before the batch goes out."""
+    stream = unique("faststream-acked")
+    async with consumed(redis_server.url, stream=stream, group="g", publish=3) as (_, msgs):
+        client = redis_server.client()
+        for message in msgs[:2]:
+            await message.ack()  # FastStream's own XACK after the handler
+        client.config_resetstat()
+
+        results = await msgdel.delete_many(msgs)
+
+        assert [(r.outcome, r.removed) for r in results] == [(Outcome.DELETED, 1)] * 3
+        assert client.xlen(stream) == 0
+        assert client.xpending(stream, "g")["pending"] == 0
+        stats = client.info("commandstats")
+        if modern(redis_server):  # XDELEX for the acked two, XACKDEL for the third
+            assert stats["cmdstat_xdelex"]["calls"] == 1
+            assert stats["cmdstat_xackdel"]["calls"] == 1
+        else:  # one MULTI: XACK for the third, an XDEL per message
+            assert stats["cmdstat_exec"]["calls"] == 1
+            assert stats["cmdstat_xack"]["calls"] == 1
+
+
 async def test_a_deleted_group_message_counts_as_acknowledged_for_faststream(
     redis_server: Any,
 ) -> None:
