@@ -27,10 +27,24 @@ class AdapterNotFound(MsgdelError, LookupError):
         names = sorted(registered)
         listing = ", ".join(names) if names else "none"
         self.message_type = message_type
+        if message_type in _BODY_TYPES:  # the usual mistake: the decoded body, not the message
+            advice = (
+                "msgdel deletes FastStream message objects, not message bodies: declare the "
+                "message in the handler (for example `msg: RedisStreamMessage` from "
+                "faststream.redis.annotations) and pass that, or use "
+                "msgdel.faststream.DeleteMiddleware"
+            )
+        else:
+            advice = f"Register one with msgdel.register({message_type.__name__}, adapter)"
         super().__init__(
             f"no msgdel adapter for {_qualname(message_type)}; registered message types: "
-            f"{listing}. Register one with msgdel.register({message_type.__name__}, adapter)."
+            f"{listing}. {advice}."
         )
+
+
+_BODY_TYPES = frozenset({bytes, bytearray, memoryview, str, dict, list, tuple, int, float, bool,
+                         type(None)})  # fmt: skip
+"""Types FastStream decodes message bodies into; what a handler has when it lacks the message."""
 
 
 class NotDeletable(MsgdelError, ValueError):

@@ -66,16 +66,31 @@ def test_registries_are_independent() -> None:
         two.resolve(Note)
 
 
+class Unknown:
+    """A message class no adapter knows."""
+
+
 def test_adapter_not_found_names_the_type_and_lists_the_registered_ones() -> None:
     registry = Registry(builtins=False)
     registry.register(Note, DictAdapter())
     with pytest.raises(AdapterNotFound) as caught:
-        registry.resolve(int)
+        registry.resolve(Unknown)
     text = str(caught.value)
-    assert "builtins.int" in text
+    assert "tests.core.test_registry.Unknown" in text
     assert "tests.core.adapters.Note" in text
-    assert "msgdel.register(int, adapter)" in text
+    assert "msgdel.register(Unknown, adapter)" in text
     assert isinstance(caught.value, MsgdelError)
+
+
+@pytest.mark.parametrize("body", [b"raw", "text", {"order": 1}, None])
+def test_passing_a_decoded_body_explains_what_to_pass_instead(body: object) -> None:
+    with pytest.raises(AdapterNotFound) as caught:
+        Registry().resolve(type(body))
+    text = str(caught.value)
+    assert "not message bodies" in text
+    assert "msg: RedisStreamMessage" in text
+    assert "DeleteMiddleware" in text
+    assert "msgdel.register(" not in text
 
 
 def test_the_builtins_are_listed_by_faststream_class_name() -> None:
