@@ -44,8 +44,9 @@ _UNBOUND_HINT = (
 )
 
 
-_Address = tuple[Any, str, "str | None", tuple[bytes, ...]]
-"""Where one consumed stream message lives: client, stream, group, entry ids."""
+_Address = tuple[Any, str, "str | None", tuple[bytes, ...], bool]
+"""Where one consumed stream message lives: client, stream, group, entry ids, and whether
+FastStream (or an earlier delete) has marked it acknowledged."""
 
 
 async def server_version(client: Any) -> tuple[int, ...]:
@@ -87,21 +88,21 @@ class RedisStreamAdapter:
         one ``MULTI`` holding one ``XACK`` per stream and group and one ``XDEL`` per message.
         """
         results: list[DeleteResult | None] = [None] * len(messages)
-        buckets: dict[tuple[int, str, str | None], _Bucket] = {}
+        buckets: dict[tuple[int, str, str | None, bool], _Bucket] = {}
         for index, message in enumerate(messages):
             address = _address(message)
             if address is None:
                 results[index] = _result(message, Outcome.SKIPPED, 0)
                 continue
-            client, stream, group, ids = address
-            key = (id(client), stream, group)
+            client, stream, group, ids, acked = address
+            key = (id(client), stream, group, acked)
             bucket = buckets.get(key)
             if bucket is None:
-                bucket = buckets[key] = _Bucket(client, stream, group)
+                bucket = buckets[key] = _Bucket(client, stream, group, acked)
             bucket.indexes.append(index)
             bucket.message_ids.append(ids)
         by_client: dict[int, list[_Bucket]] = {}
-        for (client_id, _, _), bucket in buckets.items():
+        for (client_id, *_), bucket in buckets.items():
             by_client.setdefault(client_id, []).append(bucket)
         for client_buckets in by_client.values():
             await self._delete_on_client(client_buckets)
@@ -142,6 +143,13 @@ class RedisStreamAdapter:
     async def _xackdel(self, client: Any, buckets: list[_Bucket]) -> None:
         """One XACKDEL (group) or XDELEX (no group) per bucket: a reply code per entry."""
         policy = "ACKED" if self.wait_for_all_groups else "DELREF"
+        for bucket in buckets:
+            # A message FastStream already acknowledged is no longer pending in its group, so
+            # XACKDEL would skip it: XDELEX DELREF deletes it and drops every group's reference
+            # in the same round trip. With ACKED, XACKDEL stays, in case the message was marked
+            # acknowledged without an XACK reaching Redis (FastStream 0.6 can do that).
+            skip_ack = bucket.acked and not self.wait_for_all_groups
+            bucket.xackdel = bucket.group is not None and not skip_ack
         replies = await _send(client, [_xackdel_command(b, policy) for b in buckets])
         for bucket, reply in zip(buckets, replies):
             bucket.codes = [int(code) for code in reply]
@@ -156,7 +164,7 @@ class RedisStreamAdapter:
         retry = [
             (bucket, [pos for pos, code in enumerate(bucket.codes) if code == _NOT_FOUND])
             for bucket in buckets
-            if bucket.group is not None and _NOT_FOUND in bucket.codes
+            if bucket.xackdel and _NOT_FOUND in bucket.codes
         ]
         if not retry:
             return
@@ -169,15 +177,18 @@ class RedisStreamAdapter:
                 bucket.codes[pos] = int(code)
 
     async def _multi_xdel(self, client: Any, buckets: list[_Bucket]) -> None:
-        """One MULTI: an XACK per bucket with a group, then an XDEL per message (its own count)."""
-        acked = [b for b in buckets if b.group is not None]
+        """One MULTI: an XACK per bucket with a group, then an XDEL per message (its own count).
+
+        Messages marked acknowledged are XACKed all the same: harmless if FastStream's XACK
+        reached Redis, and no pending entry is left dangling if it did not."""
+        grouped = [b for b in buckets if b.group is not None]
         async with client.pipeline(transaction=True) as pipe:
-            for bucket in acked:
+            for bucket in grouped:
                 pipe.execute_command("XACK", bucket.stream, bucket.group, *bucket.ids)
             for bucket in buckets:
                 for ids in bucket.message_ids:
                     pipe.execute_command("XDEL", bucket.stream, *ids)
-            replies = iter((await pipe.execute())[len(acked) :])
+            replies = iter((await pipe.execute())[len(grouped) :])
         for bucket in buckets:
             bucket.removed = [int(next(replies)) for _ in bucket.indexes]
 
@@ -185,12 +196,17 @@ class RedisStreamAdapter:
 class _Bucket:
     """The messages of one stream and group on one client, and what Redis answered for them."""
 
-    __slots__ = ("client", "codes", "group", "indexes", "message_ids", "removed", "stream")
+    __slots__ = (
+        "acked", "client", "codes", "group", "indexes", "message_ids", "removed", "stream",
+        "xackdel",
+    )  # fmt: skip
 
-    def __init__(self, client: Any, stream: str, group: str | None) -> None:
+    def __init__(self, client: Any, stream: str, group: str | None, acked: bool) -> None:
         self.client = client
         self.stream = stream
         self.group = group
+        self.acked = acked  # its messages are marked acknowledged already
+        self.xackdel = False  # deleted with XACKDEL (else XDELEX)
         self.indexes: list[int] = []  # each message's position in the caller's list
         self.message_ids: list[tuple[bytes, ...]] = []  # each message's entry ids
         self.codes: list[int] = []  # XACKDEL/XDELEX: a code per id, in message order
@@ -239,7 +255,7 @@ def _combined(codes: list[int]) -> tuple[Outcome, int]:
 
 def _xackdel_command(bucket: _Bucket, policy: str) -> tuple[Any, ...]:
     ids = bucket.ids
-    if bucket.group is None:
+    if not bucket.xackdel:
         return ("XDELEX", bucket.stream, policy, "IDS", len(ids), *ids)
     return ("XACKDEL", bucket.stream, bucket.group, policy, "IDS", len(ids), *ids)
 
@@ -323,11 +339,8 @@ def _address(message: Any) -> _Address | None:
             f"this stream message from {raw['channel']!r} has no entry ids, so no entry can be "
             "addressed; nothing was deleted"
         )
-    group = getattr(message, "group", None)
-    if group is not None and getattr(message, "committed", None) is AckStatus.ACKED:
-        group = None  # acknowledged already (by FastStream, or an earlier delete): only the
-        # entry is left to delete, and XACKDEL would skip it as not pending
-    return (client, raw["channel"], group, ids)
+    acked = getattr(message, "committed", None) is AckStatus.ACKED
+    return (client, raw["channel"], getattr(message, "group", None), ids, acked)
 
 
 def _mark_acknowledged(message: Any) -> None:
