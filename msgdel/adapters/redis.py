@@ -84,8 +84,9 @@ class RedisStreamAdapter:
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
         """Delete every message's entries: one round trip per Redis client, results in order.
 
-        On Redis >= 8.2 that round trip is one command per stream and group; before 8.2 it is
-        one ``MULTI`` holding one ``XACK`` per stream and group and one ``XDEL`` per message.
+        On Redis >= 8.2 that round trip is one command per stream and group (two when some of
+        the group's messages are acknowledged already and others not); before 8.2 it is one
+        ``MULTI`` holding one ``XACK`` per stream and group and one ``XDEL`` per message.
         """
         results: list[DeleteResult | None] = [None] * len(messages)
         buckets: dict[tuple[int, str, str | None, bool], _Bucket] = {}
@@ -224,7 +225,8 @@ class _Bucket:
             codes = iter(self.codes)
             for index, ids in zip(self.indexes, self.message_ids):
                 if len(ids) == 1:
-                    outcome, removed = _BY_CODE[next(codes)]
+                    code = next(codes)
+                    outcome, removed = _BY_CODE.get(code) or _combined([code])
                 else:
                     outcome, removed = _combined([next(codes) for _ in ids])
                 text = tuple(map(bytes.decode, ids))
@@ -339,8 +341,9 @@ def _address(message: Any) -> _Address | None:
             f"this stream message from {raw['channel']!r} has no entry ids, so no entry can be "
             "addressed; nothing was deleted"
         )
-    acked = getattr(message, "committed", None) is AckStatus.ACKED
-    return (client, raw["channel"], getattr(message, "group", None), ids, acked)
+    group = getattr(message, "group", None)
+    acked = group is not None and getattr(message, "committed", None) is AckStatus.ACKED
+    return (client, raw["channel"], group, ids, acked)
 
 
 def _mark_acknowledged(message: Any) -> None:
