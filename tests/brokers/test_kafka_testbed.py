@@ -87,11 +87,16 @@ async def test_cluster_has_three_brokers_and_spreads_partition_leaders(kafka_clu
         assignment = {0: [1, 2, 3], 1: [2, 3, 1], 2: [3, 1, 2]}
         await admin.create_topics([NewTopic(topic, -1, -1, replica_assignments=assignment)])
         brokers = (await admin.describe_cluster())["brokers"]
-        described = await admin.describe_topics([topic])
+        leaders: dict[int, int] = {}
+        for _ in range(50):  # the broker answering may learn of the new topic a moment later
+            described = await admin.describe_topics([topic])
+            leaders = {p["partition"]: p["leader"] for p in described[0]["partitions"]}
+            if len(leaders) == 3 and min(leaders.values()) >= 0:
+                break
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
     assert sorted(b["node_id"] for b in brokers) == [1, 2, 3]
-    leaders = {p["partition"]: p["leader"] for p in described[0]["partitions"]}
     assert leaders == {0: 1, 1: 2, 2: 3}
 
 
@@ -111,3 +116,11 @@ def test_missing_jars_say_what_to_run(tmp_path: Any, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(kafka, "LIBS", tmp_path / "libs")
     with pytest.raises(BrokerUnavailable, match="scripts/setup"):
         kafka.KafkaServer(tmp_path)
+
+
+def test_cluster_ids_are_base64url_uuids_that_never_start_with_a_dash() -> None:
+    from tests.testbed.kafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(5000)]  # about 78 would start with "-" by chance
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)

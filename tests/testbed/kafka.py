@@ -45,8 +45,15 @@ def kafka_libs() -> Path:
 
 
 def new_cluster_id() -> str:
-    """A random KRaft cluster id (a base64url UUID, as ``kafka-storage random-uuid`` prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A random KRaft cluster id (a base64url UUID, as ``kafka-storage random-uuid`` prints).
+
+    Like Kafka's own ``Uuid.randomUuid``, never one that starts with ``-``: the storage tool
+    would read it as an option and refuse to format (about one id in 64 did).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def metadata_broker_ids(port: int, timeout: float = 2.0) -> list[int]:
