@@ -27,7 +27,8 @@ TP = tuple[str, int]
 T = TypeVar("T")
 
 RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
-"""Backoff between attempts of a retriable request (leader moved, broker restarting)."""
+"""Backoff between attempts of a retriable request (leader moved, broker restarting); the last
+delay repeats until the call's deadline."""
 
 
 @attrs.frozen
@@ -92,13 +93,14 @@ class Deadline:
 
 
 async def with_retries(call: Callable[[], Awaitable[T]], deadline: Deadline) -> T:
-    """Run ``call``, retrying ``DeletionFailed(retryable=True)`` with a bounded backoff.
+    """Run ``call``, retrying ``DeletionFailed(retryable=True)`` with backoff until ``deadline``.
 
     Every attempt and pause ends by ``deadline``: a request still unanswered then is cancelled
     and ``DeletionFailed(retryable=True)`` raised, so an unreachable cluster fails in bounded
-    time instead of waiting for the client's own (much longer) request timeout.
+    time instead of waiting for the client's own (much longer) request timeout. A retriable
+    failure is retried while a pause still fits before the deadline, then raised as it is.
     """
-    delays = iter(RETRY_DELAYS)
+    attempt = 0
     while True:
         remaining = deadline.remaining()
         try:
@@ -113,8 +115,9 @@ async def with_retries(call: Callable[[], Awaitable[T]], deadline: Deadline) -> 
                 cause=exc,
             ) from exc
         except DeletionFailed as exc:
-            delay = next(delays, None)
-            if not exc.retryable or delay is None or delay >= deadline.remaining():
+            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+            attempt += 1
+            if not exc.retryable or delay >= deadline.remaining():
                 raise
             logger.debug("retrying a Kafka request in %.2fs: %s", delay, exc)
             await asyncio.sleep(delay)

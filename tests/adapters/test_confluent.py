@@ -24,6 +24,7 @@ from faststream.confluent.message import KafkaMessage
 import msgdel
 from msgdel import DeletionFailed, NotDeletable, Outcome, Semantics, UnsupportedDeletion
 from msgdel.adapters.confluent import ConfluentAdapter
+from tests.adapters.retrying import retried
 from tests.testbed.kafka import KafkaServer
 
 pytestmark = pytest.mark.confluent
@@ -302,7 +303,7 @@ async def test_a_stopped_broker_fails_retryably_and_the_same_delete_succeeds_aft
                 took = time.monotonic() - began
             finally:
                 await asyncio.to_thread(own_kafka.start)
-            result = await adapter.delete(msgs[1])
+            result = await retried(adapter.delete, msgs[1])
     finally:
         await adapter.aclose()
 

@@ -23,6 +23,7 @@ from faststream.kafka.message import KafkaAckableMessage, KafkaMessage
 import msgdel
 from msgdel import DeletionFailed, NotDeletable, Outcome, Semantics, UnsupportedDeletion
 from msgdel.adapters.kafka import KafkaAdapter
+from tests.adapters.retrying import retried
 from tests.testbed.kafka import KafkaServer
 
 pytestmark = pytest.mark.kafka
@@ -401,7 +402,7 @@ async def test_a_stopped_broker_fails_retryably_and_the_same_delete_succeeds_aft
                 took = time.monotonic() - began
             finally:
                 await asyncio.to_thread(own_kafka.start)
-            result = await adapter.delete(msgs[1])
+            result = await retried(adapter.delete, msgs[1])
     finally:
         await adapter.aclose()
 

@@ -1,0 +1,72 @@
+"""How the Kafka adapters retry a request: until the call's deadline, never past it.
+
+The retry loop is shared by both Kafka adapters and imports neither client, so it is specified
+here with plain coroutines; tests/adapters/test_kafka.py drives it against a stopped broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from msgdel import DeletionFailed
+from msgdel.adapters import _kafka_common
+from msgdel.adapters._kafka_common import Deadline, with_retries
+
+
+@pytest.fixture(autouse=True)
+def short_delays(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_kafka_common, "RETRY_DELAYS", (0.001, 0.002, 0.005))
+
+
+class Flaky:
+    """A request that fails ``failures`` times with ``error``, then answers ``"done"``."""
+
+    def __init__(self, failures: int, error: DeletionFailed) -> None:
+        self.failures = failures
+        self.error = error
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return "done"
+
+
+async def test_a_retriable_failure_is_retried_past_the_listed_delays_until_it_succeeds() -> None:
+    request = Flaky(10, DeletionFailed("leader moved", retryable=True))
+
+    assert await with_retries(request, Deadline.after(5)) == "done"
+    assert request.calls == 11  # more attempts than RETRY_DELAYS has entries
+
+
+async def test_a_failure_that_is_not_retriable_is_raised_at_once() -> None:
+    request = Flaky(1, DeletionFailed("not authorized", retryable=False))
+
+    with pytest.raises(DeletionFailed, match="not authorized"):
+        await with_retries(request, Deadline.after(5))
+    assert request.calls == 1
+
+
+async def test_a_retriable_failure_that_outlasts_the_deadline_is_raised_by_it() -> None:
+    request = Flaky(10**9, DeletionFailed("broker restarting", retryable=True))
+    began = asyncio.get_running_loop().time()
+
+    with pytest.raises(DeletionFailed, match="broker restarting") as failed:
+        await with_retries(request, Deadline.after(0.2))
+
+    assert failed.value.retryable
+    assert asyncio.get_running_loop().time() - began < 5  # ended by the deadline, not a count
+    assert request.calls > 3
+
+
+async def test_an_unanswered_request_is_cancelled_at_the_deadline() -> None:
+    async def hangs() -> str:
+        await asyncio.sleep(3600)
+        return "never"
+
+    with pytest.raises(DeletionFailed, match=r"did not answer within 0\.1s") as failed:
+        await with_retries(hangs, Deadline.after(0.1))
+    assert failed.value.retryable
