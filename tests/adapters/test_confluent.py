@@ -73,7 +73,10 @@ def log_range(url: str, topic: str, partition: int = 0) -> tuple[int, int]:
 def read_all(url: str, topic: str) -> list[tuple[int, bytes | None, bytes | None]]:
     """Every record still readable in partition 0: (offset, key, value)."""
     start, end = log_range(url, topic)
-    consumer = Consumer({"bootstrap.servers": url, "group.id": "reader"})
+    # No auto-commit: a "reader" group committing positions would cap protect_groups deletions.
+    consumer = Consumer(
+        {"bootstrap.servers": url, "group.id": "reader", "enable.auto.commit": False}
+    )
     consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     got: list[tuple[int, bytes | None, bytes | None]] = []
     try:

@@ -99,7 +99,9 @@ async def read_all(servers: str | list[str], topic: str) -> list[tuple[int, byte
 
 
 async def commit(servers: str | list[str], group: str, topic: str, offset: int) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=group)
+    # No auto-commit: on stop it would commit the position this consumer looked up (the old
+    # committed offset), undoing the commit below if that lookup finished first.
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
