@@ -1,7 +1,9 @@
 """How the Kafka adapters retry a request: until the call's deadline, never past it.
 
 The retry loop is shared by both Kafka adapters and imports neither client, so it is specified
-here with plain coroutines; tests/adapters/test_kafka.py drives it against a stopped broker.
+here with plain coroutines and runs in the core envs (this file's name avoids "kafka", which
+would collect it only where aiokafka is installed); tests/adapters/test_kafka.py drives it
+against a stopped broker.
 """
 
 from __future__ import annotations
