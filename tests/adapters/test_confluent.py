@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,9 +21,9 @@ from faststream.confluent.annotations import KafkaMessage as Consumed
 from faststream.confluent.message import KafkaMessage
 
 import msgdel
-from msgdel import DeletionFailed, NotDeletable, Outcome, Semantics, UnsupportedDeletion
+from msgdel import NotDeletable, Outcome, Semantics, UnsupportedDeletion
 from msgdel.adapters.confluent import ConfluentAdapter
-from tests.adapters.retrying import retried
+from tests.adapters.faults import delete_across_restart
 from tests.testbed.kafka import KafkaServer
 
 pytestmark = pytest.mark.confluent
@@ -298,19 +297,11 @@ async def test_a_stopped_broker_fails_retryably_and_the_same_delete_succeeds_aft
     try:
         async with consumed(own_kafka.url, topic, 3) as msgs:
             await adapter.delete(msgs[0])  # the adapter's clients are connected
-            await asyncio.to_thread(own_kafka.stop)
-            began = time.monotonic()
-            try:
-                with pytest.raises(DeletionFailed) as failed:
-                    await adapter.delete(msgs[1])
-                took = time.monotonic() - began
-            finally:
-                await asyncio.to_thread(own_kafka.start)
-            result = await retried(adapter.delete, msgs[1])
+            run = await delete_across_restart(adapter.delete, msgs[1], own_kafka)
     finally:
         await adapter.aclose()
 
-    assert failed.value.retryable, failed.value
-    assert took < 10  # the adapter's timeout (3s) bounds it, not the client's 40-60s
-    assert (result.outcome, result.removed) == (Outcome.DELETED, 1)
+    assert run.failure.retryable, run.failure
+    assert run.seconds < 10  # the adapter's timeout (3s) bounds it, not the client's 40-60s
+    assert (run.result.outcome, run.result.removed) == (Outcome.DELETED, 1)
     assert log_range(own_kafka.url, topic) == (2, 3)
