@@ -98,11 +98,15 @@ async def with_retries(call: Callable[[], Awaitable[T]], deadline: Deadline) -> 
     Every attempt and pause ends by ``deadline``: a request still unanswered then is cancelled
     and ``DeletionFailed(retryable=True)`` raised, so an unreachable cluster fails in bounded
     time instead of waiting for the client's own (much longer) request timeout. A retriable
-    failure is retried while a pause still fits before the deadline, then raised as it is.
+    failure is retried while a pause still fits before the deadline, then raised as it is
+    (also when the pause overran the deadline: the last answer says more than a timeout).
     """
     attempt = 0
+    last: DeletionFailed | None = None
     while True:
         remaining = deadline.remaining()
+        if remaining <= 0 and last is not None:
+            raise last
         try:
             if remaining <= 0:
                 raise asyncio.TimeoutError
@@ -119,6 +123,7 @@ async def with_retries(call: Callable[[], Awaitable[T]], deadline: Deadline) -> 
             attempt += 1
             if not exc.retryable or delay >= deadline.remaining():
                 raise
+            last = exc
             logger.debug("retrying a Kafka request in %.2fs: %s", delay, exc)
             await asyncio.sleep(delay)
 

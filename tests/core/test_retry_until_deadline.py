@@ -64,6 +64,30 @@ async def test_a_retriable_failure_that_outlasts_the_deadline_is_raised_by_it() 
     assert request.calls > 3
 
 
+class ScriptedDeadline:
+    """A deadline whose remaining seconds are read from a script, one value per look."""
+
+    timeout = 1.0
+
+    def __init__(self, remaining: list[float]) -> None:
+        self._remaining = iter(remaining)
+
+    def remaining(self) -> float:
+        return next(self._remaining)
+
+
+async def test_a_pause_that_overruns_the_deadline_raises_the_last_failure() -> None:
+    request = Flaky(10**9, DeletionFailed("broker restarting", retryable=True))
+    # time left before the call, when deciding to pause, and after the pause: none
+    deadline = ScriptedDeadline([1.0, 1.0, 0.0])
+
+    with pytest.raises(DeletionFailed, match="broker restarting") as failed:
+        await with_retries(request, deadline)  # type: ignore[arg-type]
+
+    assert failed.value.retryable
+    assert request.calls == 1  # no attempt after the deadline, and no "did not answer"
+
+
 async def test_an_unanswered_request_is_cancelled_at_the_deadline() -> None:
     async def hangs() -> str:
         await asyncio.sleep(3600)
