@@ -9,8 +9,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from faststream.confluent.message import KafkaMessage
 import msgdel
 from msgdel import NotDeletable, Outcome, Semantics, UnsupportedDeletion
 from msgdel.adapters.confluent import ConfluentAdapter
-from tests.adapters.faults import delete_across_restart
+from tests.adapters.faults import delete_across_restart, retried
 from tests.testbed.kafka import KafkaServer
 
 pytestmark = pytest.mark.confluent
@@ -277,17 +276,6 @@ async def test_messages_of_the_in_memory_test_broker_are_skipped() -> None:
     assert [(r.broker, r.outcome) for r in results] == [("confluent", Outcome.SKIPPED)]
 
 
-@pytest.fixture
-def own_kafka(tmp_path: Path) -> Iterator[KafkaServer]:
-    """A single Kafka node of this test alone, so stopping it disturbs no other test."""
-    server = KafkaServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def test_a_stopped_broker_fails_retryably_and_the_same_delete_succeeds_after_restart(
     own_kafka: KafkaServer,
 ) -> None:
@@ -296,7 +284,8 @@ async def test_a_stopped_broker_fails_retryably_and_the_same_delete_succeeds_aft
     adapter = ConfluentAdapter(timeout=3)
     try:
         async with consumed(own_kafka.url, topic, 3) as msgs:
-            await adapter.delete(msgs[0])  # the adapter's clients are connected
+            # Connect the adapter's clients (retried: a cold broker may answer this call late).
+            await retried(adapter.delete, msgs[0])
             run = await delete_across_restart(adapter.delete, msgs[1], own_kafka)
     finally:
         await adapter.aclose()

@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from faststream.kafka.message import KafkaAckableMessage, KafkaMessage
 import msgdel
 from msgdel import NotDeletable, Outcome, Semantics, UnsupportedDeletion
 from msgdel.adapters.kafka import KafkaAdapter
-from tests.adapters.faults import delete_across_restart
+from tests.adapters.faults import delete_across_restart, retried
 from tests.testbed.kafka import KafkaServer
 
 pytestmark = pytest.mark.kafka
@@ -377,17 +376,6 @@ async def test_delete_follows_the_partition_leader_when_its_broker_stops(
     assert (second.outcome, second.removed) == (Outcome.DELETED, 1)
 
 
-@pytest.fixture
-def own_kafka(tmp_path: Path) -> Iterator[KafkaServer]:
-    """A single Kafka node of this test alone, so stopping it disturbs no other test."""
-    server = KafkaServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def test_a_stopped_broker_fails_retryably_and_the_same_delete_succeeds_after_restart(
     own_kafka: KafkaServer,
 ) -> None:
@@ -396,7 +384,8 @@ async def test_a_stopped_broker_fails_retryably_and_the_same_delete_succeeds_aft
     adapter = KafkaAdapter(timeout=3)
     try:
         async with consumed(own_kafka.servers, topic, 3) as msgs:
-            await adapter.delete(msgs[0])  # the adapter's clients are connected
+            # Connect the adapter's clients (retried: a cold broker may answer this call late).
+            await retried(adapter.delete, msgs[0])
         # FastStream's consumer stops first (see the failover test above).
         run = await delete_across_restart(adapter.delete, msgs[1], own_kafka)
     finally:

@@ -97,6 +97,19 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     yield from _serve(tmp_path_factory, "kafka-cluster", KafkaCluster)
 
 
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[Any]:
+    """A single Kafka node of one test alone, so stopping it disturbs no other test."""
+    from tests.testbed.kafka import KafkaServer
+
+    server = KafkaServer(tmp_path)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that needs no backend as ``core``."""
     for item in items:
