@@ -12,39 +12,20 @@ import pytest
 
 pytest.importorskip("faststream.mqtt", reason="FastStream 0.6 has no MQTT support")
 
-import zmqtt
 from faststream import Context
 from faststream.mqtt import MQTTBroker, TestMQTTBroker
 
 import msgdel
 from msgdel.adapters.mqtt import MQTTAdapter
+from tests.adapters.mqtt_helpers import QOS1, retain, retained
 
 pytestmark = pytest.mark.mqtt
 
 Message = Annotated[Any, Context("message")]
-QOS1 = zmqtt.QoS.AT_LEAST_ONCE
 
 
 def _topic(prefix: str) -> str:
     return f"msgdel/{prefix}/{uuid.uuid4().hex[:8]}"
-
-
-async def _retain(port: int, topic: str, payload: bytes) -> None:
-    async with zmqtt.create_client("127.0.0.1", port) as client:
-        await client.publish(topic, payload, qos=QOS1, retain=True)
-
-
-async def _retained(port: int, topic: str) -> bytes | None:
-    """The retained message a brand-new subscriber receives on ``topic``, if any."""
-    async with (
-        zmqtt.create_client("127.0.0.1", port) as client,
-        client.subscribe(topic, qos=QOS1) as sub,
-    ):
-        try:
-            message = await asyncio.wait_for(sub.get_message(), 0.5)
-        except asyncio.TimeoutError:
-            return None
-        return message.payload if message.retain else None
 
 
 @asynccontextmanager
@@ -80,8 +61,8 @@ async def test_a_consumed_retained_message_is_cleared_for_new_subscribers(
     mosquitto_server: Any,
 ) -> None:
     topic, neighbour = _topic("retained"), _topic("neighbour")
-    await _retain(mosquitto_server.port, topic, b"config-v1")
-    await _retain(mosquitto_server.port, neighbour, b"other")
+    await retain(mosquitto_server.port, topic, b"config-v1")
+    await retain(mosquitto_server.port, neighbour, b"other")
     results: list[msgdel.DeleteResult] = []
 
     async def delete(message: Any) -> None:
@@ -93,15 +74,15 @@ async def test_a_consumed_retained_message_is_cleared_for_new_subscribers(
     assert results == [
         msgdel.DeleteResult("mqtt", topic, [], msgdel.Semantics.EXACT, msgdel.Outcome.DELETED, 1)
     ]
-    assert await _retained(mosquitto_server.port, topic) is None
-    assert await _retained(mosquitto_server.port, neighbour) == b"other"
+    assert await retained(mosquitto_server.port, topic) is None
+    assert await retained(mosquitto_server.port, neighbour) == b"other"
 
 
 async def test_a_live_message_was_never_stored_and_the_retained_one_stays(
     mosquitto_server: Any,
 ) -> None:
     topic = _topic("live")
-    await _retain(mosquitto_server.port, topic, b"keep")
+    await retain(mosquitto_server.port, topic, b"keep")
 
     async def publish(broker: MQTTBroker) -> None:
         await broker.publish("live", topic, qos=QOS1)
@@ -112,14 +93,14 @@ async def test_a_live_message_was_never_stored_and_the_retained_one_stays(
 
     assert result.semantics is msgdel.Semantics.NOT_STORED
     assert result.outcome is msgdel.Outcome.NOTHING_STORED
-    assert await _retained(mosquitto_server.port, topic) == b"keep"
+    assert await retained(mosquitto_server.port, topic) == b"keep"
 
 
 async def test_delete_many_clears_each_topic_once_in_input_order(mosquitto_server: Any) -> None:
     base = _topic("many")
     topics = [f"{base}/a", f"{base}/b", f"{base}/c"]
     for t in topics:
-        await _retain(mosquitto_server.port, t, t.encode())
+        await retain(mosquitto_server.port, t, t.encode())
 
     async with consumed(mosquitto_server.url, f"{base}/#", 3) as (broker, got):
         chosen = [m for m in got if not m.raw_message.topic.endswith("/c")]
@@ -131,7 +112,7 @@ async def test_delete_many_clears_each_topic_once_in_input_order(mosquitto_serve
         msgdel.Outcome.DELETED,
         msgdel.Outcome.ALREADY_GONE,
     ]
-    assert [await _retained(mosquitto_server.port, t) for t in topics] == [
+    assert [await retained(mosquitto_server.port, t) for t in topics] == [
         None,
         None,
         topics[2].encode(),
@@ -142,24 +123,24 @@ async def test_without_a_broker_outside_handlers_it_says_how_to_register(
     mosquitto_server: Any,
 ) -> None:
     topic = _topic("unbound")
-    await _retain(mosquitto_server.port, topic, b"v")
+    await retain(mosquitto_server.port, topic, b"v")
     async with consumed(mosquitto_server.url, topic, 1) as (_, got):
         with pytest.raises(msgdel.UnsupportedDeletion, match=r"msgdel\.register"):
             await MQTTAdapter().delete(got[0])
-    assert await _retained(mosquitto_server.port, topic) == b"v"
+    assert await retained(mosquitto_server.port, topic) == b"v"
 
 
 async def test_a_disconnected_broker_fails_and_keeps_the_retained_message(
     mosquitto_server: Any,
 ) -> None:
     topic = _topic("closed")
-    await _retain(mosquitto_server.port, topic, b"v")
+    await retain(mosquitto_server.port, topic, b"v")
     async with consumed(mosquitto_server.url, topic, 1) as (broker, got):
         pass
     with pytest.raises(msgdel.DeletionFailed, match="not connected") as caught:
         await MQTTAdapter(broker).delete(got[0])
     assert caught.value.retryable is True
-    assert await _retained(mosquitto_server.port, topic) == b"v"
+    assert await retained(mosquitto_server.port, topic) == b"v"
 
 
 async def test_the_in_memory_test_broker_skips_and_sends_nothing() -> None:

@@ -19,6 +19,7 @@ from nats.js.client import JetStreamContext
 
 import msgdel
 from msgdel.adapters.nats import JetStreamAdapter, KeyValueAdapter, ObjectStoreAdapter
+from tests.eventually import eventually
 from tests.testbed.nats import NatsServer
 
 pytestmark = pytest.mark.nats
@@ -147,10 +148,7 @@ async def test_only_erase_overwrites_the_payload_in_the_stream_files(
     ) as (_, got):
         result = await JetStreamAdapter(erase=erase).delete(got[0])
         # the server writes its block files asynchronously; wait until the neighbour is there
-        for _ in range(50):
-            if b"neighbour" in _block_bytes(nats_server, stream):
-                break
-            await asyncio.sleep(0.05)
+        assert await eventually(lambda: b"neighbour" in _block_bytes(nats_server, stream), True)
 
     assert result.outcome is msgdel.Outcome.DELETED
     assert not await _exists(js, stream, 1)
@@ -163,10 +161,8 @@ async def test_a_work_queue_message_already_removed_by_its_ack_is_already_gone(
     stream = _name("wq")
     config = JStream(stream, retention=RetentionPolicy.WORK_QUEUE)
     async with consumed(nats_server.url, f"{stream}.in", ["job"], stream=config) as (_, got):
-        for _ in range(100):  # FastStream acks after the handler returns
-            if (await _state(js, stream))[0] == 0:
-                break
-            await asyncio.sleep(0.02)
+        # FastStream acks (removing the work-queue message) after the handler returns
+        assert await eventually(lambda: _state(js, stream), (0, 0)) == (0, 0)
         result = await msgdel.delete(got[0])
 
     assert result.outcome is msgdel.Outcome.ALREADY_GONE

@@ -18,6 +18,7 @@ from faststream.rabbit.annotations import RabbitMessage
 import msgdel
 from msgdel import DeletionFailed, NotDeletable, Outcome, Semantics, UnsupportedDeletion
 from msgdel.adapters.rabbit import RabbitAdapter
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.rabbit
 
@@ -62,8 +63,8 @@ async def stream_bodies(url: str, stream: str) -> list[str]:
         queue = await channel.declare_queue(stream, passive=True)
         async with queue.iterator(arguments={"x-stream-offset": "first"}) as stream_iter:
             with contextlib.suppress(TimeoutError):
-                while True:
-                    got = await asyncio.wait_for(stream_iter.__anext__(), 0.5)
+                while True:  # the first delivery may take a while; then they come at once
+                    got = await asyncio.wait_for(stream_iter.__anext__(), 0.5 if bodies else 5)
                     bodies.append(got.body.decode())
                     await got.ack()
     finally:
@@ -161,8 +162,7 @@ async def test_nacked_with_requeue_is_not_deletable(rabbit_server: Any) -> None:
         with pytest.raises(NotDeletable, match="redelivered"):
             await msgdel.delete(messages[0])
         await broker.stop()  # stop consuming so the requeued message stays ready
-        await asyncio.sleep(0.2)
-        assert await queue_depth(rabbit_server.url, name) == 1
+        assert await eventually(lambda: queue_depth(rabbit_server.url, name), 1) == 1
 
 
 async def test_closed_channel_fails_and_the_broker_redelivers(rabbit_server: Any) -> None:
@@ -277,7 +277,8 @@ async def test_dead_letter_rejects_into_the_dead_letter_queue(rabbit_server: Any
         await broker.declare_queue(RabbitQueue(dlq))
         one = await adapter.delete(msgs[2])
         many = await adapter.delete_many([msgs[0], msgs[1], msgs[4]])
-        await asyncio.sleep(0.2)
+        # the broker dead-letters rejected messages after answering
+        assert await eventually(lambda: queue_depth(rabbit_server.url, dlq), 4) == 4
 
     assert one.outcome is Outcome.DELETED
     assert [r.outcome for r in many] == [Outcome.DELETED] * 3

@@ -84,13 +84,16 @@ class Flaky(Store):
 
 
 class Gated(Store):
-    """Waits for ``gate`` before deleting, to hold batches in flight."""
+    """Waits for ``gate`` before deleting, to hold batches in flight; ``in_flight`` is set once
+    a batch is."""
 
     def __init__(self) -> None:
         super().__init__()
         self.gate = asyncio.Event()
+        self.in_flight = asyncio.Event()
 
     async def delete_many(self, messages: Sequence[Note], /) -> Sequence[DeleteResult]:
+        self.in_flight.set()
         await self.gate.wait()
         return await super().delete_many(messages)
 
@@ -266,7 +269,7 @@ async def test_cancelling_a_caller_does_not_withdraw_its_deletion() -> None:
     registry, notes = setup(store, 2)
     batcher = Batcher(registry, max_delay=0)
     callers = [asyncio.create_task(batcher.delete(n)) for n in notes]
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(store.in_flight.wait(), 10)
     callers[0].cancel()
     store.gate.set()
     assert (await callers[1]).deleted
@@ -292,7 +295,7 @@ async def test_a_cancelled_close_does_not_lose_the_batch_in_flight() -> None:
     batcher = Batcher(registry, max_delay=60)
     futures = [await batcher.submit(n) for n in notes]
     closing = asyncio.create_task(batcher.close())
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(store.in_flight.wait(), 10)
     closing.cancel()
     store.gate.set()
     await batcher.close()
@@ -304,7 +307,7 @@ async def test_a_cancelled_batch_settles_its_futures_with_a_retryable_error() ->
     registry, notes = setup(store, 2)
     batcher = Batcher(registry, max_delay=0)
     futures = [await batcher.submit(n) for n in notes]
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(store.in_flight.wait(), 10)
     for task in list(batcher._inflight):
         task.cancel()
     await batcher.close()

@@ -20,10 +20,10 @@ from faststream.mqtt.message import MQTTMessage
 import msgdel
 from msgdel.adapters.mqtt import MQTTAdapter
 from msgdel.faststream import DeleteMiddleware
+from tests.adapters.mqtt_helpers import QOS1, retain, retained
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.mqtt
-
-QOS1 = zmqtt.QoS.AT_LEAST_ONCE
 
 
 class RecordingAdapter(MQTTAdapter):
@@ -43,24 +43,6 @@ def _base(prefix: str) -> str:
     return f"msgdel/mw/{prefix}/{uuid.uuid4().hex[:8]}"
 
 
-async def _retain(port: int, topic: str, payload: bytes) -> None:
-    async with zmqtt.create_client("127.0.0.1", port) as client:
-        await client.publish(topic, payload, qos=QOS1, retain=True)
-
-
-async def _retained(port: int, topic: str) -> bytes | None:
-    """The retained message a brand-new raw subscriber receives on ``topic``, if any."""
-    async with (
-        zmqtt.create_client("127.0.0.1", port) as client,
-        client.subscribe(topic, qos=QOS1) as sub,
-    ):
-        try:
-            message = await asyncio.wait_for(sub.get_message(), 0.5)
-        except asyncio.TimeoutError:
-            return None
-        return message.payload if message.retain else None
-
-
 @asynccontextmanager
 async def watching(port: int, pattern: str) -> AsyncIterator[list[tuple[str, bytes]]]:
     """Record (topic, payload) of every publish a raw subscriber to ``pattern`` sees live."""
@@ -78,11 +60,16 @@ async def watching(port: int, pattern: str) -> AsyncIterator[list[tuple[str, byt
         task = asyncio.create_task(collect())
         try:
             yield seen
-            await asyncio.sleep(0.2)  # publishes still in flight reach the watcher
+            await asyncio.sleep(0.2)  # an unexpected publish still in flight reaches it too
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def clears(seen: list[tuple[str, bytes]]) -> list[str]:
+    """The topics of the clearing (empty, retained-clearing) publishes seen, sorted."""
+    return sorted(topic for topic, payload in seen if payload == b"")
 
 
 async def run_app(
@@ -96,7 +83,10 @@ async def run_app(
     messages were handled and their deletions made; the bodies handled."""
     registry = msgdel.Registry()
     registry.register(MQTTMessage, adapter, replace=True)
-    broker = MQTTBroker(url, middlewares=[DeleteMiddleware(registry=registry)], logger=None)
+    # graceful_timeout: closing waits for the last handlers' middleware (their deletions).
+    broker = MQTTBroker(
+        url, middlewares=[DeleteMiddleware(registry=registry)], logger=None, graceful_timeout=30
+    )
     handled: list[bytes] = []
     done = asyncio.Event()
 
@@ -113,10 +103,6 @@ async def run_app(
         if publish is not None:
             await publish(broker)
         await asyncio.wait_for(done.wait(), 10)
-        for _ in range(100):  # the middleware deletes after the handler returns
-            if len(adapter.results) >= expect:
-                break
-            await asyncio.sleep(0.01)
     return handled
 
 
@@ -129,10 +115,11 @@ async def test_retained_messages_handled_on_several_topics_are_cleared(
     adapter = RecordingAdapter()
     async with watching(port, f"{base}/#") as seen:
         for topic in [*topics, neighbour]:
-            await _retain(port, topic, f"v1 {topic}".encode())
+            await retain(port, topic, f"v1 {topic}".encode())
         # The broker forwards each clearing publish to live subscribers, the app's own
         # (FastStream subscribes without MQTT 5's no_local): 3 retained + 3 empty echoes.
         handled = await run_app(mosquitto_server.url, topics, adapter, expect=6)
+        await eventually(lambda: clears(seen), topics)
 
     assert sorted(handled) == [b"", b"", b"", *(f"v1 {t}".encode() for t in topics)]
     assert sorted((r.target, r.outcome, r.removed) for r in adapter.results) == sorted(
@@ -140,8 +127,8 @@ async def test_retained_messages_handled_on_several_topics_are_cleared(
         + [(t, msgdel.Outcome.NOTHING_STORED, 0) for t in topics]
     )
     # exactly one clearing publish per handled topic: the echoes are not cleared again
-    assert sorted(t for t, payload in seen if payload == b"") == topics
-    left = await asyncio.gather(*(_retained(port, t) for t in [*topics, neighbour]))
+    assert clears(seen) == topics
+    left = await asyncio.gather(*(retained(port, t) for t in [*topics, neighbour]))
     assert left == [None, None, None, f"v1 {neighbour}".encode()]
 
 
@@ -156,6 +143,7 @@ async def test_a_non_retained_message_is_nothing_stored_and_nothing_is_published
 
     async with watching(port, topic) as seen:
         await run_app(mosquitto_server.url, [topic], adapter, expect=1, publish=publish)
+        await eventually(lambda: list(seen), [(topic, b"live")])
 
     assert adapter.results == [
         msgdel.DeleteResult(
@@ -163,4 +151,4 @@ async def test_a_non_retained_message_is_nothing_stored_and_nothing_is_published
         )
     ]
     assert seen == [(topic, b"live")]
-    assert await _retained(port, topic) is None
+    assert await retained(port, topic) is None

@@ -25,7 +25,8 @@ async def stream_messages(url: str, stream: str) -> int:
 
 
 async def consume(url: str, stream: str, middleware: DeleteMiddleware, bodies: list[str]) -> None:
-    broker = NatsBroker(url, middlewares=[middleware], logger=None)
+    # graceful_timeout: closing waits for the last handlers' middleware (their deletions).
+    broker = NatsBroker(url, middlewares=[middleware], logger=None, graceful_timeout=30)
     handled: list[str] = []
     done = asyncio.Event()
 
@@ -42,7 +43,8 @@ async def consume(url: str, stream: str, middleware: DeleteMiddleware, bodies: l
         for body in bodies:
             await broker.publish(body, f"{stream}.in", stream=stream)
         await asyncio.wait_for(done.wait(), 30)
-        await asyncio.sleep(0.1)  # let the last handler's middleware finish
+        if middleware.batcher is not None:  # closed as on_shutdown does: broker still connected
+            await middleware.batcher.close()
 
 
 @pytest.mark.parametrize("batched", [True, False], ids=["batcher", "direct"])

@@ -28,7 +28,8 @@ async def ready_messages(url: str, queue: str) -> int:
 
 
 async def consume(url: str, queue: str, middleware: DeleteMiddleware, bodies: list[str]) -> None:
-    broker = RabbitBroker(url, middlewares=[middleware], logger=None)
+    # graceful_timeout: closing waits for the last handlers' middleware (their deletions).
+    broker = RabbitBroker(url, middlewares=[middleware], logger=None, graceful_timeout=30)
     handled: list[str] = []
     done = asyncio.Event()
 
@@ -43,6 +44,8 @@ async def consume(url: str, queue: str, middleware: DeleteMiddleware, bodies: li
         for body in bodies:
             await broker.publish(body, queue=queue)
         await asyncio.wait_for(done.wait(), 60)
+        if middleware.batcher is not None:  # closed as on_shutdown does: broker still connected
+            await middleware.batcher.close()
         # The channel is still open and usable: nothing was settled twice.
         again = asyncio.Event()
 

@@ -46,7 +46,8 @@ async def consuming(
     url: str, stream: str, middleware: DeleteMiddleware | None, expected: int, **sub: Any
 ) -> AsyncIterator[list[Any]]:
     """Run a FastStream app on ``stream`` until ``expected`` messages were handled."""
-    broker = RedisBroker(url, middlewares=[middleware] if middleware else [])
+    # graceful_timeout: closing waits for the last handlers' middleware (their deletions).
+    broker = RedisBroker(url, middlewares=[middleware] if middleware else [], graceful_timeout=30)
     handled: list[Any] = []
     done = asyncio.Event()
 
