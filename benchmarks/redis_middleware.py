@@ -99,6 +99,8 @@ def main() -> None:
                     left = client.xlen(stream)
                     if (left == 0) == (variant == "none"):
                         raise SystemExit(f"{variant}: {left} entries left in {stream}")
+                    if unacknowledged := client.xpending(stream, "g")["pending"]:
+                        raise SystemExit(f"{variant}: {unacknowledged} entries pending")
         finally:
             server.stop()
     print(f"{count:,} messages per run, {rounds} rounds; median msg/s (each round)")

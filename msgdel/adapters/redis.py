@@ -70,6 +70,9 @@ class RedisStreamAdapter:
     """
 
     semantics = Semantics.EXACT
+    acknowledges = True
+    """Deleting also acknowledges the entry in its consumer group (XACKDEL, or XACK in the
+    same MULTI), so a caller that queues the deletion may skip FastStream's own XACK."""
 
     def __init__(self, *, wait_for_all_groups: bool = False) -> None:
         self.wait_for_all_groups = wait_for_all_groups

@@ -14,6 +14,11 @@ from faststream.redis import ListSub, RedisBroker, StreamSub
 _names = itertools.count()
 
 
+def modern(server: Any) -> bool:
+    """Whether the test bed's ``server`` has XACKDEL and XDELEX (Redis >= 8.2)."""
+    return bool(server.version[:2] >= (8, 2))
+
+
 def unique(prefix: str) -> str:
     """A stream or list name no other test uses."""
     return f"{prefix}-{next(_names)}"

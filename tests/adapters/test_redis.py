@@ -11,7 +11,7 @@ from faststream.redis.message import RedisStreamMessage
 import msgdel
 from msgdel import DeletionFailed, NotDeletable, Outcome, Semantics, UnsupportedDeletion
 from msgdel.adapters.redis import RedisStreamAdapter
-from tests.adapters.redis_helpers import consumed, unique
+from tests.adapters.redis_helpers import consumed, modern, unique
 
 pytestmark = pytest.mark.redis
 
@@ -22,10 +22,6 @@ def entry_ids(client: Any, stream: str) -> list[str]:
 
 def pending_ids(client: Any, stream: str, group: str) -> list[str]:
     return [p["message_id"].decode() for p in client.xpending_range(stream, group, "-", "+", 100)]
-
-
-def modern(server: Any) -> bool:
-    return bool(server.version[:2] >= (8, 2))
 
 
 async def test_deleting_a_group_message_removes_its_entry_and_pending_entry_only(

@@ -12,11 +12,14 @@ from typing import Any
 import pytest
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
+from faststream.redis.message import RedisStreamMessage as StreamMessageClass
 
-from msgdel import DeleteResult, DeletionFailed, Outcome
+from msgdel import DeleteResult, DeletionFailed, Outcome, Registry
+from msgdel.adapters.redis import RedisStreamAdapter
 from msgdel.batcher import Batcher
 from msgdel.compat import bind_to_subscriber
 from msgdel.faststream import DeleteMiddleware
+from tests.adapters.redis_helpers import modern
 from tests.testbed.redis import RedisServer, redis8
 
 pytestmark = pytest.mark.redis
@@ -81,6 +84,52 @@ async def test_a_thousand_handled_messages_leave_the_stream_and_its_pel_empty(
             assert len(handled) == 1000
     assert client.xlen(stream) == 0
     assert pending(client, stream) == 0
+
+
+async def test_with_a_batcher_the_batch_acknowledges_and_faststream_sends_no_xack(
+    redis_server: RedisServer,
+) -> None:
+    client: Any = redis_server.client()
+    stream = fresh("no-xack")
+    fill(client, stream, [f"m{i}" for i in range(200)])
+    client.config_resetstat()
+    async with Batcher() as batcher:
+        middleware = DeleteMiddleware(batcher=batcher)
+        async with consuming(redis_server.url, stream, middleware, 200):
+            await batcher.close()
+    stats = client.info("commandstats")
+    assert client.xlen(stream) == 0
+    assert pending(client, stream) == 0
+    xacks = stats.get("cmdstat_xack", {}).get("calls", 0)
+    if modern(redis_server):  # XDELEX … DELREF deletes and drops the PEL entries at once
+        assert xacks == 0
+    else:  # one XACK per batch, inside the batch's MULTI, not one per message
+        assert xacks == stats["cmdstat_exec"]["calls"] < 200
+
+
+class FailingAdapter(RedisStreamAdapter):
+    """The real Redis adapter, refusing every deletion (as a broken ACL would)."""
+
+    async def delete_many(self, messages: Any, /) -> list[DeleteResult]:
+        raise DeletionFailed("refused for this test", retryable=False)
+
+
+async def test_an_entry_whose_batched_deletion_failed_stays_pending_in_its_group(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client: Any = redis_server.client()
+    stream = fresh("failed-batch")
+    fill(client, stream, ["m0", "m1", "m2"])
+    registry = Registry(builtins=False)
+    registry.register(StreamMessageClass, FailingAdapter())
+    async with Batcher(registry) as batcher:
+        middleware = DeleteMiddleware(batcher=batcher)
+        async with consuming(redis_server.url, stream, middleware, 3):
+            await batcher.close()
+    assert "could not delete" in caplog.text
+    # neither acknowledged nor deleted: XAUTOCLAIM can hand the entries to a consumer again
+    assert client.xlen(stream) == 3
+    assert pending(client, stream) == 3
 
 
 async def test_a_failing_handler_keeps_its_messages_with_when_success(
