@@ -15,7 +15,9 @@ from msgdel.errors import (
     NotDeletable,
     UnsupportedDeletion,
 )
-from msgdel.protocol import Deletable
+from msgdel.features import Features
+from msgdel.observe import DeletionReport, Observer
+from msgdel.protocol import BaseAdapter, Deletable
 from msgdel.registry import Registry, default_registry, register, unregister
 from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
@@ -24,12 +26,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdapterNotFound",
+    "BaseAdapter",
     "Batcher",
     "Deletable",
     "DeleteResult",
     "DeletionFailed",
+    "DeletionReport",
+    "Features",
     "MsgdelError",
     "NotDeletable",
+    "Observer",
     "Outcome",
     "Registry",
     "Semantics",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion
-from msgdel.protocol import Deletable
-from msgdel.registry import Registry, default_registry
+from msgdel import _dispatch
+from msgdel.errors import MsgdelError
 from msgdel.result import DeleteResult
 from msgdel.semantics import Semantics
+
+if TYPE_CHECKING:
+    from msgdel.registry import Registry
 
 
 async def delete(
@@ -21,90 +23,66 @@ async def delete(
     ``require`` refuses, before any I/O, an adapter whose semantics do not satisfy it
     (see :meth:`Semantics.satisfies`). Every failure is a :class:`~msgdel.MsgdelError`.
     """
-    adapter = (registry or default_registry).resolve(type(message))
-    check_semantics(adapter, require)
-    result: DeleteResult = await call_adapter(adapter, adapter.delete, message)
-    return result
+    reg = _dispatch.registry_of(registry)
+    adapter = _dispatch.resolve(reg, message, _dispatch.check_require(require))
+    (outcome,) = await _dispatch.call(reg, adapter, [message], "delete")
+    return _dispatch.raise_for(outcome)
 
 
+@overload
 async def delete_many(
-    messages: Iterable[Any], *, registry: Registry | None = None, require: Semantics | None = None
-) -> list[DeleteResult]:
-    """Delete many messages; results come back in input order.
+    messages: Iterable[Any],
+    *,
+    registry: Registry | None = ...,
+    require: Semantics | None = ...,
+    return_exceptions: Literal[False] = ...,
+) -> list[DeleteResult]: ...
+@overload
+async def delete_many(
+    messages: Iterable[Any],
+    *,
+    registry: Registry | None = ...,
+    require: Semantics | None = ...,
+    return_exceptions: Literal[True],
+) -> list[DeleteResult | MsgdelError]: ...
+async def delete_many(
+    messages: Iterable[Any],
+    *,
+    registry: Registry | None = None,
+    require: Semantics | None = None,
+    return_exceptions: bool = False,
+) -> list[DeleteResult] | list[DeleteResult | MsgdelError]:
+    """Delete many messages; one outcome per message, in input order.
 
     Messages are grouped by adapter, and each adapter coalesces its group into one round
     trip per broker target where the broker allows. ``require`` is checked for every adapter
-    before any I/O. The call is not atomic across adapters: if one group fails, the first
-    failure (in input order) is raised after every group has been attempted.
+    before any I/O. The call is not atomic: every group is attempted, and each message's
+    outcome is its own. With ``return_exceptions=True`` a message that failed has its
+    :class:`~msgdel.MsgdelError` in its place; otherwise the first failure (in input order)
+    is raised, with every message's outcome in its ``outcomes`` attribute.
     """
+    if isinstance(messages, (str, bytes, bytearray)) or not isinstance(messages, Iterable):
+        raise TypeError(
+            f"delete_many takes an iterable of FastStream messages, got {type(messages).__name__}"
+            "; to delete one message use msgdel.delete(message)"
+        )
     items = list(messages)
-    reg = registry or default_registry
-    types = set(map(type, items))
-    if len(types) == 1:  # the common case: one adapter, no regrouping, no reordering
-        adapter = reg.resolve(types.pop())
-        check_semantics(adapter, require)
-        return _checked(adapter, items, await call_adapter(adapter, adapter.delete_many, items))
-
-    groups = group_by_adapter(items, reg)
-    for adapter, _ in groups.values():
-        check_semantics(adapter, require)
-
-    results: list[DeleteResult | None] = [None] * len(items)
-
-    async def run(adapter: Deletable, indexes: list[int]) -> None:
-        batch = [items[i] for i in indexes]
-        got = _checked(adapter, batch, await call_adapter(adapter, adapter.delete_many, batch))
-        for i, result in zip(indexes, got):
-            results[i] = result
-
-    outcomes = await asyncio.gather(
-        *(run(a, ix) for a, ix in groups.values()), return_exceptions=True
-    )
-    errors = [o for o in outcomes if isinstance(o, BaseException)]
-    if errors:
-        raise errors[0]
-    return [r for r in results if r is not None]
-
-
-def group_by_adapter(
-    items: list[Any], registry: Registry
-) -> dict[int, tuple[Deletable, list[int]]]:
-    """Indexes of ``items`` grouped by the adapter that deletes them, in first-seen order."""
-    groups: dict[int, tuple[Deletable, list[int]]] = {}
-    resolve = registry.resolve
-    for index, message in enumerate(items):
-        adapter = resolve(type(message))
-        group = groups.get(id(adapter))
-        if group is None:
-            group = groups[id(adapter)] = (adapter, [])
-        group[1].append(index)
-    return groups
-
-
-def _checked(adapter: Deletable, batch: list[Any], got: Any) -> list[DeleteResult]:
-    results = got if type(got) is list else list(got)
-    if len(results) != len(batch):
-        raise DeletionFailed(
-            f"{adapter!r} returned {len(results)} results for {len(batch)} messages",
-            retryable=False,
+    reg = _dispatch.registry_of(registry)
+    groups = _dispatch.group_by_adapter(items, reg, _dispatch.check_require(require))
+    if len(groups) == 1:  # the common case: one adapter, no regrouping
+        outcomes = await _dispatch.call(reg, groups[0][0], items, "delete_many")
+    else:
+        outcomes = [None] * len(items)  # type: ignore[list-item]
+        parts = await asyncio.gather(
+            *(_dispatch.call(reg, a, [items[i] for i in ix], "delete_many") for a, ix in groups)
         )
-    return results
-
-
-def check_semantics(adapter: Deletable, require: Semantics | None) -> None:
-    """Raise :class:`~msgdel.UnsupportedDeletion` when ``adapter`` cannot meet ``require``."""
-    if require is not None and not adapter.semantics.satisfies(require):
-        raise UnsupportedDeletion(
-            f"{adapter!r} deletes with {adapter.semantics.name} semantics, which does not meet "
-            f"require={require.name}; nothing was sent to the broker"
-        )
-
-
-async def call_adapter(adapter: Deletable, method: Any, arg: Any) -> Any:
-    """Await ``method(arg)``; an error that is not a msgdel error becomes ``DeletionFailed``."""
-    try:
-        return await method(arg)
-    except MsgdelError:
-        raise
-    except Exception as exc:
-        raise DeletionFailed(f"{adapter!r} failed: {exc!r}", retryable=False, cause=exc) from exc
+        for (_, indexes), part in zip(groups, parts):
+            for index, outcome in zip(indexes, part):
+                outcomes[index] = outcome
+    if return_exceptions:
+        return outcomes
+    for outcome in outcomes:
+        if isinstance(outcome, MsgdelError):
+            outcome.outcomes = outcomes
+            raise outcome
+    return outcomes  # type: ignore[return-value]  # no error among them

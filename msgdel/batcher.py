@@ -14,11 +14,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from msgdel.api import call_adapter, check_semantics
+from msgdel import _dispatch
 from msgdel.compat import bind_to_subscriber
 from msgdel.errors import DeletionFailed, MsgdelError
 from msgdel.protocol import Deletable
-from msgdel.registry import Registry, default_registry
+from msgdel.registry import Registry
 from msgdel.semantics import Semantics
 
 if TYPE_CHECKING:
@@ -40,11 +40,11 @@ class Batcher:
 
     - every submitted message gets its own result or exception on its future;
     - messages are grouped per adapter and sent through the adapter's ``delete_many``
-      (one round trip per broker target); a failing group does not fail the others, and a
-      group that fails is retried message by message so each one gets its own outcome;
-    - a :class:`~msgdel.DeletionFailed` with ``retryable=True`` is retried up to ``retries``
-      times with exponential backoff starting at ``backoff`` seconds (capped at
-      ``max_backoff``);
+      (one round trip per broker target); each message gets the outcome the adapter reported
+      for it, so a failing target does not fail, nor misreport, the others;
+    - a message whose :class:`~msgdel.DeletionFailed` says ``retryable=True`` is retried (it
+      alone, with the others still failing that way) up to ``retries`` times with
+      exponential backoff starting at ``backoff`` seconds (capped at ``max_backoff``);
     - at most ``max_pending`` messages are queued or in flight: :meth:`submit` waits for
       room beyond that (back-pressure), so memory stays bounded;
     - nothing submitted is dropped on close: closing flushes and waits for every result.
@@ -114,8 +114,7 @@ class Batcher:
         """
         if self._closed:
             raise RuntimeError("this msgdel.Batcher is closed; create a new one to delete more")
-        adapter = (self.registry or default_registry).resolve(type(message))
-        check_semantics(adapter, self.require)
+        adapter = _dispatch.resolve(_dispatch.registry_of(self.registry), message, self.require)
         bind_to_subscriber(message)  # FastStream 0.6: only the submitting handler knows the client
         while self._outstanding >= self.max_pending:
             room = self._room_event()
@@ -225,53 +224,31 @@ class Batcher:
         messages: list[Any],
         futures: list[asyncio.Future[DeleteResult]],
     ) -> None:
-        """Settle ``futures`` with the results of deleting ``messages`` through ``adapter``."""
-        try:
-            results = await self._with_retries(adapter, adapter.delete_many, messages)
-            if len(results) != len(messages):
-                raise DeletionFailed(
-                    f"{adapter!r} returned {len(results)} results for {len(messages)} messages",
-                    retryable=False,
-                )
-        except MsgdelError as exc:
-            if len(messages) == 1 or (isinstance(exc, DeletionFailed) and exc.retryable):
-                # One message, or the broker stayed unreachable through every retry.
-                for future in futures:
-                    _settle(future, exc)
-                return
-            # One target of the group failed: isolate it, message by message.
-            log.debug("batch of %d through %r failed (%s); retrying one by one",
-                      len(messages), adapter, exc)  # fmt: skip
-            await asyncio.gather(
-                *(self._deliver_one(adapter, m, f) for m, f in zip(messages, futures, strict=True))
-            )
-            return
-        for future, result in zip(futures, results, strict=True):
-            _settle(future, result)
-
-    async def _deliver_one(
-        self, adapter: Deletable, message: Any, future: asyncio.Future[DeleteResult]
-    ) -> None:
-        try:
-            result: DeleteResult = await self._with_retries(adapter, adapter.delete, message)
-        except MsgdelError as exc:
-            _settle(future, exc)
-        else:
-            _settle(future, result)
-
-    async def _with_retries(self, adapter: Deletable, method: Any, arg: Any) -> Any:
+        """Settle every future with its message's outcome; retry the retryable failures."""
+        registry = _dispatch.registry_of(self.registry)
         attempt = 0
         while True:
-            try:
-                return await call_adapter(adapter, method, arg)
-            except DeletionFailed as exc:
-                if not exc.retryable or attempt >= self.retries:
-                    raise
-                delay = min(self.backoff * 2**attempt, self.max_backoff)
-                attempt += 1
-                log.warning("retrying deletion through %r in %.2fs (attempt %d of %d): %s",
-                            adapter, delay, attempt, self.retries, exc)  # fmt: skip
-                await asyncio.sleep(delay)
+            outcomes = await _dispatch.call(registry, adapter, messages, "batch")
+            retry: list[int] = []
+            for index, outcome in enumerate(outcomes):
+                if (
+                    isinstance(outcome, DeletionFailed)
+                    and outcome.retryable
+                    and attempt < self.retries
+                ):
+                    retry.append(index)
+                else:
+                    _settle(futures[index], outcome)
+            if not retry:
+                return
+            delay = min(self.backoff * 2**attempt, self.max_backoff)
+            attempt += 1
+            log.warning("retrying %d deletions through %r in %.2fs (attempt %d of %d): %s",
+                        len(retry), adapter, delay, attempt, self.retries,
+                        outcomes[retry[0]])  # fmt: skip
+            await asyncio.sleep(delay)
+            messages = [messages[i] for i in retry]
+            futures = [futures[i] for i in retry]
 
     def _release(self, count: int) -> None:
         self._outstanding -= count
@@ -279,7 +256,7 @@ class Batcher:
             self._room.set()
 
 
-def _settle(future: asyncio.Future[DeleteResult], outcome: DeleteResult | BaseException) -> None:
+def _settle(future: asyncio.Future[DeleteResult], outcome: DeleteResult | MsgdelError) -> None:
     if future.done():
         return
     if isinstance(outcome, BaseException):

@@ -1,9 +1,16 @@
-"""What msgdel needs to know of FastStream's internals, for the versions it supports (0.6, 0.7)."""
+"""What msgdel needs to know of FastStream's internals, for the versions it supports (0.6, 0.7).
+
+Every use of a FastStream attribute that is not public API lives here, so that a FastStream
+upgrade breaks this one file: the running handler, the in-memory test broker's stand-ins,
+the acknowledgement status of a message, and the 0.6 Redis binding.
+"""
 
 from __future__ import annotations
 
 import contextvars
 from typing import Any
+
+from faststream.message import AckStatus
 
 
 def running_subscriber() -> Any | None:
@@ -23,10 +30,50 @@ def handler_config() -> Any | None:
     return getattr(running_subscriber(), "_outer_config", None)
 
 
-def is_test_double(producer: object) -> bool:
-    """Whether FastStream's in-memory test broker replaced the broker's producer."""
-    module = type(producer).__module__
-    return module.startswith("faststream.") and module.endswith(".testing")
+def is_test_double(obj: object) -> bool:
+    """Whether ``obj`` is a stand-in of FastStream's in-memory test brokers.
+
+    ``TestRedisBroker`` and the others replace the producer (a class in a ``*.testing``
+    module), bind a ``FakeConsumer`` to Kafka and Redis messages, and build RabbitMQ
+    messages as a ``PatchedMessage``.
+    """
+    for cls in type(obj).__mro__:
+        module = cls.__module__
+        if module.startswith("faststream.") and (
+            module.endswith(".testing") or cls.__name__ in _TEST_CLASS_NAMES
+        ):
+            return True
+    return False
+
+
+_TEST_CLASS_NAMES = frozenset({"FakeConsumer", "PatchedMessage"})
+
+
+def is_settled(message: Any) -> bool:
+    """Whether the handler, FastStream or an earlier delete settled ``message`` already."""
+    return getattr(message, "committed", None) is not None
+
+
+def is_acknowledged(message: Any) -> bool:
+    """Whether ``message`` is marked acknowledged (by FastStream, the handler or msgdel)."""
+    return getattr(message, "committed", None) is AckStatus.ACKED
+
+
+def is_nacked(message: Any) -> bool:
+    """Whether ``message`` was nacked (FastStream redelivers it)."""
+    return getattr(message, "committed", None) is AckStatus.NACKED
+
+
+def mark_settled(message: Any, status: AckStatus = AckStatus.ACKED) -> None:
+    """Mark ``message`` settled, unless it is already, so FastStream sends no settlement of
+    its own (the deletion settled it, or will)."""
+    if getattr(message, "committed", None) is None:
+        message.committed = status
+
+
+def clear_settled(message: Any) -> None:
+    """Undo a settlement mark: the settlement did not reach the broker."""
+    message.committed = None
 
 
 def bind_to_subscriber(message: Any, context: Any = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 _URL_SECRET = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
 
@@ -14,7 +15,13 @@ def redact(text: str) -> str:
 
 
 class MsgdelError(Exception):
-    """Base class of every msgdel error. Its text never holds a URL's password or token."""
+    """Base class of every msgdel error. Its text never holds a URL's password or token.
+
+    Raised by :func:`msgdel.delete_many`, it carries in ``outcomes`` every message's result
+    or error, in input order, so what did complete is not lost.
+    """
+
+    outcomes: list[Any] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))

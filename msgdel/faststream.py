@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from faststream import BaseMiddleware, Context, Depends
 from faststream.exceptions import AckMessage
-from faststream.message import AckStatus
 
-from msgdel.api import check_semantics, delete
+from msgdel import _dispatch
+from msgdel.api import delete
 from msgdel.batcher import Batcher
-from msgdel.compat import bind_to_subscriber
+from msgdel.compat import bind_to_subscriber, mark_settled
 from msgdel.errors import MsgdelError
-from msgdel.registry import Registry, default_registry
+from msgdel.registry import Registry
 from msgdel.semantics import Semantics
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class DeleteMiddleware:
     (shutdown) never has its message deleted. With a ``batcher`` the deletion is submitted
     and the handler does not wait for the broker; without one (or once the batcher is
     closed), each message is deleted before FastStream's own acknowledgement runs. Where the
-    deletion acknowledges too (an adapter with ``acknowledges = True``: Redis streams), a
+    deletion acknowledges too (``features.acknowledges``: Redis streams), a
     submitted message is marked acknowledged and FastStream sends no acknowledgement of its
     own; if the deletion then fails, the message stays unacknowledged at the broker.
 
@@ -159,9 +159,9 @@ def _leave_acknowledgement_to_batch(message: Any, batcher: Batcher) -> None:
     One round trip per message fewer; and should the deletion fail, the entry stays pending
     in its group (redelivered by XAUTOCLAIM) instead of acknowledged but left in the stream.
     """
-    adapter = (batcher.registry or default_registry).resolve(type(message))
-    if getattr(adapter, "acknowledges", False) and message.committed is None:
-        message.committed = AckStatus.ACKED
+    adapter = _dispatch.registry_of(batcher.registry).resolve(type(message))
+    if adapter.features.acknowledges:
+        mark_settled(message)
 
 
 def _log_failure(future: asyncio.Future[DeleteResult]) -> None:
@@ -193,8 +193,7 @@ def deleter(
 
         async def delete_current(*, require: Semantics | None = None) -> DeleteResult:
             if batcher is not None:
-                check_semantics((batcher.registry or default_registry).resolve(type(message)),
-                                require)  # fmt: skip
+                _dispatch.resolve(_dispatch.registry_of(batcher.registry), message, require)
                 return await batcher.delete(message)
             return await delete(message, registry=registry, require=require)
 

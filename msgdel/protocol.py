@@ -1,24 +1,84 @@
-"""The interface every adapter satisfies."""
+"""The interface every adapter satisfies, and a base class that implements the routine parts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from msgdel.result import DeleteResult
+from msgdel.features import Features
 from msgdel.semantics import Semantics
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from msgdel.errors import MsgdelError
+    from msgdel.result import DeleteResult
 
 
 @runtime_checkable
 class Deletable(Protocol):
-    """A per-broker adapter: deletes one message, or a batch, with its broker's native operation.
+    """A per-broker adapter: deletes a batch of messages with its broker's native operation.
 
-    ``semantics`` declares what a delete does at the broker. ``delete_many`` returns one
-    result per message, in input order, and should cost one round trip per broker target.
+    ``features`` declares what it does (:class:`~msgdel.Features`). ``delete_many`` returns
+    one entry per message, in input order: the message's :class:`~msgdel.DeleteResult`, or
+    the :class:`~msgdel.MsgdelError` that message alone failed with, so one failing target
+    does not hide what happened to the others. It may also raise one error for the whole
+    batch when nothing in it can have been deleted. ``aclose`` releases what the adapter
+    opened; it is idempotent.
     """
 
-    semantics: Semantics
+    features: Features
 
     async def delete(self, message: Any, /) -> DeleteResult: ...
 
-    async def delete_many(self, messages: Sequence[Any], /) -> Sequence[DeleteResult]: ...
+    async def delete_many(
+        self, messages: Sequence[Any], /
+    ) -> Sequence[DeleteResult | MsgdelError]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BaseAdapter:
+    """A base for adapters: set ``features``, implement ``delete_many``; ``delete`` and the
+    lifecycle come from here.
+
+    .. code-block:: python
+
+        class MyAdapter(msgdel.BaseAdapter):
+            features = msgdel.Features(broker="mine", semantics=msgdel.Semantics.EXACT)
+
+            async def delete_many(self, messages):
+                ...  # one round trip; a DeleteResult or a MsgdelError per message
+    """
+
+    features: Features
+
+    @property
+    def semantics(self) -> Semantics:
+        """``features.semantics``."""
+        return self.features.semantics
+
+    async def delete(self, message: Any, /) -> DeleteResult:
+        """Delete one message through :meth:`delete_many`; raise its error if it failed."""
+        (outcome,) = await self.delete_many([message])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def delete_many(self, messages: Sequence[Any], /) -> Sequence[DeleteResult | MsgdelError]:
+        """Delete ``messages``: one entry per message, in input order."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release what the adapter opened. Nothing to release here."""
+
+    async def __aenter__(self) -> BaseAdapter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msgdel.adapters import BUILTINS, BuiltinAdapter
 from msgdel.errors import AdapterNotFound, MsgdelError, UnsupportedDeletion
+from msgdel.features import Features
+from msgdel.observe import DeletionReport, Observer
 from msgdel.protocol import Deletable
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+log = logging.getLogger("msgdel.observe")
 
 ENTRY_POINT_GROUP = "msgdel.adapters"
 """Entry points in this group name a callable ``(registry) -> None`` that registers adapters."""
@@ -27,6 +36,11 @@ class Registry:
     registered ancestor. Results are cached; any change clears the cache. With
     ``builtins=True`` the built-in adapters are known by class name and imported on first use,
     and they yield to an explicit registration for the same class.
+
+    A registry owns the built-in adapters it created: :meth:`aclose` (or leaving
+    ``async with registry:``) closes them; call it when the application stops (FastStream's
+    ``on_shutdown``). Adapters you register stay yours to close. Observers added with
+    :meth:`add_observer` see every deletion made through this registry.
     """
 
     def __init__(self, *, builtins: bool = True) -> None:
@@ -35,6 +49,8 @@ class Registry:
         self._builtin_instances: dict[BuiltinAdapter, Deletable] = {}
         self._cache: dict[type, Deletable] = {}
         self._lock = threading.Lock()
+        self.observers: tuple[Observer, ...] = ()
+        """The observers called with every :class:`~msgdel.DeletionReport`, in order."""
 
     def register(self, message_type: type, adapter: Deletable, *, replace: bool = False) -> None:
         """Register ``adapter`` for ``message_type`` and its subclasses.
@@ -45,11 +61,7 @@ class Registry:
         """
         if not isinstance(message_type, type):
             raise TypeError(f"message_type must be a class, got {message_type!r}")
-        if not isinstance(adapter, Deletable):
-            raise TypeError(
-                f"{adapter!r} is not a msgdel adapter: it needs a `semantics` attribute and "
-                "async `delete(message)` and `delete_many(messages)` methods"
-            )
+        check_adapter(adapter)
         with self._lock:
             current = self._adapters.get(message_type)
             if current is not None and not replace:
@@ -111,6 +123,57 @@ class Registry:
             adapter = self._builtin_instances[builtin] = factory()
         return adapter
 
+    # -- observers -------------------------------------------------------------------------
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer`` with a :class:`~msgdel.DeletionReport` of every adapter call
+        made through this registry (``delete``, ``delete_many``, Batcher flushes, the
+        middleware). It must not block; what it raises is logged and ignored."""
+        if not callable(observer):
+            raise TypeError(f"an observer must be callable with a DeletionReport: {observer!r}")
+        with self._lock:
+            self.observers = (*self.observers, observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        """Stop calling ``observer``. Raises ``ValueError`` if it was not added."""
+        with self._lock:
+            if observer not in self.observers:
+                raise ValueError(f"{observer!r} is not an observer of this registry")
+            observers = list(self.observers)
+            observers.remove(observer)
+            self.observers = tuple(observers)
+
+    def report(self, report: DeletionReport) -> None:
+        """Hand ``report`` to every observer; an observer's exception is logged, not raised."""
+        for observer in self.observers:
+            try:
+                observer(report)
+            except Exception:
+                log.exception("msgdel observer %r failed; the deletion is unaffected", observer)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """Close every built-in adapter this registry created (their connections), once each.
+
+        The registry stays usable: a later deletion creates its adapter again.
+        """
+        with self._lock:
+            built = list(self._builtin_instances.values())
+            self._builtin_instances.clear()
+            self._cache.clear()
+        for adapter in built:
+            await adapter.aclose()
+
+    async def __aenter__(self) -> Registry:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
     def _registered_names(self) -> list[str]:
         return sorted({_qualname(t) for t in self._adapters} | set(self._builtins))
 
@@ -147,6 +210,26 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"<msgdel.Registry {len(self._adapters)} registered, {len(self._builtins)} built-in>"
+
+
+def check_adapter(adapter: object) -> None:
+    """Raise ``TypeError`` saying what is wrong when ``adapter`` is not a usable adapter."""
+    if isinstance(adapter, type):
+        raise TypeError(
+            f"{adapter.__qualname__} is a class: register an instance, {adapter.__qualname__}()"
+        )
+    if not isinstance(adapter, Deletable):
+        missing = [n for n in ("features", "delete", "delete_many", "aclose")
+                   if not hasattr(adapter, n)]  # fmt: skip
+        raise TypeError(
+            f"{adapter!r} is not a msgdel adapter: it lacks {', '.join(missing)}. Subclass "
+            "msgdel.BaseAdapter and set `features = msgdel.Features(...)`"
+        )
+    if not isinstance(adapter.features, Features):
+        raise TypeError(f"{adapter!r}.features must be a msgdel.Features, got {adapter.features!r}")
+    for name in ("delete", "delete_many", "aclose"):
+        if not inspect.iscoroutinefunction(getattr(adapter, name)):
+            raise TypeError(f"{adapter!r}.{name} must be an async method (async def)")
 
 
 def _import_class(qualified_name: str) -> type | None:

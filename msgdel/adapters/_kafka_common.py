@@ -17,6 +17,8 @@ from typing import Any, Literal, Protocol, TypeVar
 import attrs
 
 from msgdel.errors import DeletionFailed, NotDeletable
+from msgdel.features import Features
+from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
 
@@ -136,7 +138,7 @@ def target_of(records: Sequence[Record]) -> str:
     return ",".join(f"{topic}[{partition}]" for topic, partition in seen)
 
 
-class KafkaFamilyAdapter:
+class KafkaFamilyAdapter(BaseAdapter):
     """The delete logic of both Kafka adapters; subclasses bind messages to a :class:`Backend`.
 
     ``strategy="truncate"`` (semantics PREFIX) or ``"tombstone"`` (semantics TOMBSTONE);
@@ -162,7 +164,8 @@ class KafkaFamilyAdapter:
         self.strategy = strategy
         self.protect_groups = protect_groups
         self.timeout = float(timeout)
-        self.semantics = Semantics.PREFIX if strategy == "truncate" else Semantics.TOMBSTONE
+        semantics = Semantics.PREFIX if strategy == "truncate" else Semantics.TOMBSTONE
+        self.features = Features(self.broker, semantics, closes=True)
         self._policies: dict[str, str] = {}
         self._warned: set[str] = set()
 
@@ -182,10 +185,6 @@ class KafkaFamilyAdapter:
         raise NotImplementedError
 
     # -- the Deletable protocol ------------------------------------------------------------
-    async def delete(self, message: Any, /) -> DeleteResult:
-        """Delete one message (single or batch); see :meth:`delete_many`."""
-        return (await self.delete_many([message]))[0]
-
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
         """Delete every message; results in input order.
 

@@ -16,6 +16,8 @@ import zmqtt
 
 from msgdel.compat import handler_config, is_test_double
 from msgdel.errors import DeletionFailed, UnsupportedDeletion
+from msgdel.features import Features
+from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
 
@@ -25,7 +27,7 @@ BROKER = "mqtt"
 DEFAULT_CONCURRENCY = 100
 
 
-class MQTTAdapter:
+class MQTTAdapter(BaseAdapter):
     """Clears the retained slot of the topic a consumed retained ``MQTTMessage`` came from.
 
     ``connection`` may be a FastStream ``MQTTBroker`` or a connected zmqtt client. Without
@@ -36,7 +38,7 @@ class MQTTAdapter:
     retained message replaced the consumed one, clearing removes the newer one.
     """
 
-    semantics = Semantics.EXACT
+    features = Features(BROKER, Semantics.EXACT)
 
     def __init__(
         self,
@@ -53,10 +55,6 @@ class MQTTAdapter:
 
     def __repr__(self) -> str:
         return f"MQTTAdapter(qos={int(self.qos)})"
-
-    async def delete(self, message: Any, /) -> DeleteResult:
-        """Clear the retained message of ``message``'s topic if it arrived as retained."""
-        return (await self.delete_many([message]))[0]
 
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
         """Clear each retained topic once, however many of its messages are given.

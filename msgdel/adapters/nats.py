@@ -26,6 +26,8 @@ from nats.js.kv import KeyValue
 
 from msgdel.compat import handler_config, is_test_double
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
+from msgdel.features import Features
+from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
 
@@ -105,7 +107,7 @@ def _transport_error(what: str, exc: Exception) -> DeletionFailed:
 
 
 # -- JetStream messages -------------------------------------------------------------------------
-class JetStreamAdapter:
+class JetStreamAdapter(BaseAdapter):
     """Deletes exactly the consumed JetStream message(s), by stream sequence.
 
     ``erase=False`` (default) sends ``no_erase: true``: the message is removed from the stream
@@ -116,7 +118,8 @@ class JetStreamAdapter:
     ``$JS.<domain>.API`` when the message names a domain).
     """
 
-    semantics = Semantics.EXACT
+    features = Features(BROKER, Semantics.EXACT, coalesces=False)
+    """Bounded concurrency: JetStream deletes one sequence per request."""
 
     def __init__(
         self,
@@ -135,10 +138,6 @@ class JetStreamAdapter:
 
     def __repr__(self) -> str:
         return f"JetStreamAdapter(erase={self.erase}, concurrency={self.concurrency})"
-
-    async def delete(self, message: Any, /) -> DeleteResult:
-        """Delete the stored message(s) behind one ``NatsMessage`` or ``NatsBatchMessage``."""
-        return (await self.delete_many([message]))[0]
 
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
         """Delete every message with at most ``concurrency`` requests in flight.
@@ -271,7 +270,7 @@ def _jetstream_error(stream: str, seq: int, error: dict[str, Any]) -> Outcome:
 
 
 # -- KV and object store ------------------------------------------------------------------------
-class _BucketAdapter:
+class _BucketAdapter(BaseAdapter):
     """Finds the JetStream context for KV and object-store entries, which carry no client.
 
     ``connection`` may be a FastStream ``NatsBroker``, a nats-py ``Client`` or a
@@ -279,7 +278,7 @@ class _BucketAdapter:
     that is running (so the default registry works inside handlers).
     """
 
-    semantics = Semantics.EXACT
+    features = Features(BROKER, Semantics.EXACT, coalesces=False)
 
     def __init__(self, connection: Any = None, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         if concurrency < 1:

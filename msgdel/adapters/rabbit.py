@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING, Any
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from faststream.message import AckStatus, StreamMessage
 
+from msgdel.compat import clear_settled, is_nacked, is_settled, is_test_double, mark_settled
 from msgdel.errors import DeletionFailed, NotDeletable, UnsupportedDeletion
+from msgdel.features import Features
+from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
 
@@ -64,7 +67,7 @@ class _Ledger:
             self.above.clear()
 
 
-class RabbitAdapter:
+class RabbitAdapter(BaseAdapter):
     """Deletes consumed RabbitMQ messages (``faststream.rabbit.message.RabbitMessage``).
 
     ``dead_letter=False``: acknowledge, the message is gone. ``dead_letter=True``: reject
@@ -78,7 +81,7 @@ class RabbitAdapter:
     delivery's channel is closed.
     """
 
-    semantics = Semantics.EXACT
+    features = Features(BROKER, Semantics.EXACT)
 
     def __init__(self, dead_letter: bool = False) -> None:
         self.dead_letter = dead_letter
@@ -104,7 +107,7 @@ class RabbitAdapter:
             else:
                 await message.ack()
         except (AMQPError, ChannelInvalidStateError, ConnectionError) as exc:
-            message.committed = None
+            clear_settled(message)
             raise _failed(raw, exc) from exc
         self._ledger(raw).record([_tag(message)])
         return self._result(message, Outcome.DELETED, removed=1)
@@ -183,7 +186,7 @@ class RabbitAdapter:
     def _check(self, message: RabbitMessage) -> DeleteResult | None:
         """A result when nothing is to be sent; raises when the message cannot be deleted."""
         raw = message.raw_message
-        if _is_in_memory(raw):
+        if is_test_double(raw):
             return self._result(message, Outcome.SKIPPED)
         if STREAM_OFFSET_HEADER in (raw.headers or {}):
             raise UnsupportedDeletion(
@@ -192,13 +195,13 @@ class RabbitAdapter:
                 "expire by retention (x-max-age, x-max-length-bytes); acknowledging it only "
                 "moves the consumer on"
             )
-        if message.committed is AckStatus.NACKED:
+        if is_nacked(message):
             raise NotDeletable(
                 f"message {raw.delivery_tag} of queue {_queue_name(raw)!r} was nacked: with "
                 "requeue (FastStream's default) the broker holds it as a new delivery now, "
                 "so delete that redelivered message instead"
             )
-        if message.committed is not None or raw.locked or raw.processed:
+        if is_settled(message) or raw.locked or raw.processed:
             self._ledger(raw).record([raw.delivery_tag] if raw.delivery_tag else [])
             return self._result(message, Outcome.ALREADY_GONE)
         try:
@@ -252,8 +255,7 @@ def _tag(message: RabbitMessage) -> int:
 def _mark_settled(message: StreamMessage[Any], status: AckStatus) -> None:
     """Record a delivery settled by a ``multiple=True`` frame sent through another message,
     so that FastStream's later ack (and aio-pika's own checks) send nothing for it."""
-    if message.committed is None:
-        message.committed = status
+    mark_settled(message, status)
     raw = message.raw_message
     if not raw.locked:
         raw.lock()
@@ -264,21 +266,6 @@ def _mark_settled(message: StreamMessage[Any], status: AckStatus) -> None:
 def _channel_of(raw: IncomingMessage) -> Any:
     """The aiormq channel the delivery came on, even when it is closed."""
     return getattr(raw, "_IncomingMessage__channel", None)
-
-
-def _is_in_memory(raw: Any) -> bool:
-    """Whether ``raw`` was built by FastStream's in-memory ``TestRabbitBroker``."""
-    cls: type = type(raw)
-    found = _IN_MEMORY.get(cls)
-    if found is None:
-        found = _IN_MEMORY[cls] = any(
-            c.__name__ == "PatchedMessage" and c.__module__.startswith("faststream.")
-            for c in cls.__mro__
-        )
-    return found
-
-
-_IN_MEMORY: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
 
 
 def _queue_name(raw: IncomingMessage) -> str:

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
-from faststream.message import AckStatus
 from redis import exceptions as redis_errors
 
-from msgdel.compat import bind_to_subscriber
+from msgdel.compat import bind_to_subscriber, is_acknowledged, is_test_double, mark_settled
 from msgdel.errors import DeletionFailed, NotDeletable, UnsupportedDeletion
+from msgdel.features import Features
+from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
 
@@ -27,13 +28,6 @@ XACKDEL_VERSION = (8, 2)
 
 # Per-id replies of XACKDEL and XDELEX.
 _NOT_FOUND, _DELETED, _STILL_REFERENCED = -1, 1, 2
-
-try:  # FastStream 0.7 binds a FakeConsumer to the in-memory test broker's stream messages
-    from faststream.redis.message import FakeConsumer
-
-    _FAKE_CONSUMERS: tuple[type, ...] = (FakeConsumer,)
-except ImportError:  # FastStream 0.6: those messages carry no client and no ids
-    _FAKE_CONSUMERS = ()
 
 _versions: weakref.WeakKeyDictionary[Any, tuple[int, ...]] = weakref.WeakKeyDictionary()
 
@@ -61,7 +55,7 @@ async def server_version(client: Any) -> tuple[int, ...]:
     return version
 
 
-class RedisStreamAdapter:
+class RedisStreamAdapter(BaseAdapter):
     """Deletes Redis stream entries (``RedisStreamMessage``, ``RedisBatchStreamMessage``).
 
     Semantics EXACT: only the message's own entries are removed. With
@@ -69,8 +63,7 @@ class RedisStreamAdapter:
     acknowledged it (Redis >= 8.2); until then the outcome is ``DEFERRED`` and the entry stays.
     """
 
-    semantics = Semantics.EXACT
-    acknowledges = True
+    features = Features(BROKER, Semantics.EXACT, acknowledges=True)
     """Deleting also acknowledges the entry in its consumer group (XACKDEL, or XACK in the
     same MULTI), so a caller that queues the deletion may skip FastStream's own XACK."""
 
@@ -79,10 +72,6 @@ class RedisStreamAdapter:
 
     def __repr__(self) -> str:
         return f"RedisStreamAdapter(wait_for_all_groups={self.wait_for_all_groups})"
-
-    async def delete(self, message: Any, /) -> DeleteResult:
-        """Delete the message's stream entries; see :meth:`delete_many`."""
-        return (await self.delete_many([message]))[0]
 
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
         """Delete every message's entries: one round trip per Redis client, results in order.
@@ -114,7 +103,7 @@ class RedisStreamAdapter:
                 bucket.fill(results)
                 if bucket.group is not None:
                     for index in bucket.indexes:
-                        _mark_acknowledged(messages[index])
+                        mark_settled(messages[index])
         return [r for r in results if r is not None]
 
     async def _delete_on_client(self, buckets: list[_Bucket]) -> None:
@@ -275,10 +264,10 @@ async def _send(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
         return list(await pipe.execute())
 
 
-class RedisListAdapter:
+class RedisListAdapter(BaseAdapter):
     """List messages (``RedisListMessage``, ``RedisBatchListMessage``) were popped on read."""
 
-    semantics = Semantics.NOT_STORED
+    features = Features(BROKER, Semantics.NOT_STORED, coalesces=False)
 
     def __repr__(self) -> str:
         return "RedisListAdapter()"
@@ -292,10 +281,12 @@ class RedisListAdapter:
         return [_not_stored(m, Outcome.ALREADY_GONE) for m in messages]
 
 
-class RedisChannelAdapter:
+class RedisChannelAdapter(BaseAdapter):
     """Pub/sub messages (``RedisChannelMessage``) are never stored by Redis."""
 
-    semantics = Semantics.NOT_STORED
+    features = Features(
+        BROKER, Semantics.NOT_STORED, coalesces=False, repeat=Outcome.NOTHING_STORED
+    )
 
     def __repr__(self) -> str:
         return "RedisChannelAdapter()"
@@ -337,7 +328,7 @@ def _address(message: Any) -> _Address | None:
         client = getattr(message, "consumer", None)
         if client is None:
             raise NotDeletable(_UNBOUND_HINT)
-    if type(client) in _FAKE_CONSUMERS:
+    if is_test_double(client):
         return None
     if not ids:
         raise NotDeletable(
@@ -345,14 +336,8 @@ def _address(message: Any) -> _Address | None:
             "addressed; nothing was deleted"
         )
     group = getattr(message, "group", None)
-    acked = group is not None and getattr(message, "committed", None) is AckStatus.ACKED
+    acked = group is not None and is_acknowledged(message)
     return (client, raw["channel"], group, ids, acked)
-
-
-def _mark_acknowledged(message: Any) -> None:
-    """The delete acknowledged the entry in its group: spare FastStream a second XACK."""
-    if getattr(message, "committed", None) is None:
-        message.committed = AckStatus.ACKED
 
 
 def _result(message: Any, outcome: Outcome, removed: int) -> DeleteResult:

@@ -22,10 +22,10 @@ from typing import Any, overload
 
 import attrs
 
-from msgdel.protocol import Deletable
+from msgdel.observe import DeletionReport
 from msgdel.registry import Registry, default_registry
 from msgdel.result import DeleteResult
-from msgdel.semantics import Outcome, Semantics
+from msgdel.semantics import Outcome
 
 __all__ = ["Deletion", "Deletions", "record_deletions"]
 
@@ -90,65 +90,29 @@ class Deletions(Sequence[Deletion]):
         return f"<msgdel.testing.Deletions {self.bodies!r}>"
 
 
-class _Recording:
-    """Wraps an adapter: forwards every call and records what was asked and answered."""
-
-    def __init__(self, adapter: Deletable, deletions: Deletions) -> None:
-        self._adapter = adapter
-        self._deletions = deletions
-        self.semantics: Semantics = adapter.semantics
-
-    async def delete(self, message: Any, /) -> DeleteResult:
-        try:
-            result = await self._adapter.delete(message)
-        except Exception as exc:
-            self._deletions._add(Deletion(message, None, exc))
-            raise
-        self._deletions._add(Deletion(message, result))
-        return result
-
-    async def delete_many(self, messages: Sequence[Any], /) -> Sequence[DeleteResult]:
-        try:
-            results = await self._adapter.delete_many(messages)
-        except Exception as exc:
-            for message in messages:
-                self._deletions._add(Deletion(message, None, exc))
-            raise
-        for message, result in zip(messages, results, strict=False):
-            self._deletions._add(Deletion(message, result))
-        return results
-
-    def __repr__(self) -> str:
-        return f"<recording {self._adapter!r}>"
-
-
 @contextmanager
 def record_deletions(registry: Registry | None = None) -> Iterator[Deletions]:
-    """Record every deletion resolved through ``registry`` (default: the default registry).
+    """Record every deletion made through ``registry`` (default: the default registry).
 
     Covers ``msgdel.delete``, ``delete_many``, ``Batcher``, ``DeleteMiddleware`` and the
-    ``Deleter`` dependency using that registry. The adapters still run: messages of
-    FastStream's in-memory test brokers give ``Outcome.SKIPPED``, and real messages are
-    really deleted. Recording contexts may nest; each sees every deletion inside it.
+    ``Deleter`` dependency using that registry. It is an observer
+    (:meth:`msgdel.Registry.add_observer`): the adapters run exactly as without it, so
+    messages of FastStream's in-memory test brokers give ``Outcome.SKIPPED`` and real
+    messages are really deleted. Recording contexts may nest; each sees every deletion
+    inside it.
     """
     reg = registry if registry is not None else default_registry
     deletions = Deletions()
-    wrappers: dict[int, tuple[Deletable, _Recording]] = {}
-    had_own = "resolve" in vars(reg)
-    previous = reg.resolve
 
-    def resolve(message_type: type) -> Deletable:
-        adapter = previous(message_type)
-        entry = wrappers.get(id(adapter))
-        if entry is None:
-            entry = wrappers[id(adapter)] = (adapter, _Recording(adapter, deletions))
-        return entry[1]
+    def observe(report: DeletionReport) -> None:
+        for message, outcome in zip(report.messages, report.outcomes):
+            if isinstance(outcome, DeleteResult):
+                deletions._add(Deletion(message, outcome))
+            else:
+                deletions._add(Deletion(message, None, outcome))
 
-    reg.resolve = resolve  # type: ignore[method-assign]
+    reg.add_observer(observe)
     try:
         yield deletions
     finally:
-        if had_own:
-            reg.resolve = previous  # type: ignore[method-assign]
-        else:
-            del reg.resolve
+        reg.remove_observer(observe)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from msgdel import DeleteResult, Outcome, Semantics
+from msgdel import BaseAdapter, DeleteResult, Features, Outcome, Semantics
 
 
 class Note:
@@ -20,11 +20,11 @@ class SpecialNote(Note):
     """A subclass that has no adapter of its own."""
 
 
-class DictAdapter:
+class DictAdapter(BaseAdapter):
     """Deletes keys from a dict; records every call it gets."""
 
     def __init__(self, semantics: Semantics = Semantics.EXACT, **stored: bytes) -> None:
-        self.semantics = semantics
+        self.features = Features("dict", semantics)
         self.store = dict(stored)
         self.calls: list[tuple[str, list[str]]] = []
 
@@ -47,10 +47,10 @@ class DictAdapter:
         )
 
 
-class BrokenAdapter:
+class BrokenAdapter(BaseAdapter):
     """Fails with a plain exception, as a careless third-party adapter might."""
 
-    semantics = Semantics.EXACT
+    features = Features("broken", Semantics.EXACT)
 
     async def delete(self, message: Any, /) -> DeleteResult:
         raise RuntimeError("socket exploded")

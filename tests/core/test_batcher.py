@@ -14,8 +14,11 @@ import pytest
 
 from msgdel import (
     AdapterNotFound,
+    BaseAdapter,
     DeleteResult,
     DeletionFailed,
+    Features,
+    MsgdelError,
     Outcome,
     Registry,
     Semantics,
@@ -36,10 +39,10 @@ class Other:
     id: int
 
 
-class Store:
+class Store(BaseAdapter):
     """An in-process broker: ids stored per target; the adapter deletes from it."""
 
-    semantics = Semantics.EXACT
+    features = Features("store", Semantics.EXACT)
 
     def __init__(self, *, fail_target: str | None = None) -> None:
         self.stored: set[tuple[str, int]] = set()
@@ -60,12 +63,18 @@ class Store:
         self.calls.append([message.id])
         return self._one(message)
 
-    async def delete_many(self, messages: Sequence[Note], /) -> Sequence[DeleteResult]:
-        """All or nothing, like one transaction per call."""
+    async def delete_many(
+        self, messages: Sequence[Note], /
+    ) -> Sequence[DeleteResult | MsgdelError]:
+        """One outcome per message: the failing target's messages get its error."""
         self.calls.append([m.id for m in messages])
-        if any(m.target == self.fail_target for m in messages):
-            raise DeletionFailed(f"target {self.fail_target} refuses deletes", retryable=False)
-        return [self._one(m) for m in messages]
+        outcomes: list[DeleteResult | MsgdelError] = []
+        for message in messages:
+            try:
+                outcomes.append(self._one(message))
+            except MsgdelError as exc:
+                outcomes.append(exc)
+        return outcomes
 
 
 class Flaky(Store):
@@ -334,7 +343,7 @@ async def test_a_message_without_adapter_is_refused_at_submit() -> None:
 
 async def test_require_refuses_weaker_adapters_at_submit() -> None:
     store = Store()
-    store.semantics = Semantics.PREFIX
+    store.features = Features("store", Semantics.PREFIX)
     registry, notes = setup(store, 1)
     async with Batcher(registry, require=Semantics.EXACT) as batcher:
         with pytest.raises(UnsupportedDeletion):

@@ -2,7 +2,7 @@
 
 The retry loop is shared by both Kafka adapters and imports neither client, so it is specified
 here with plain coroutines and runs in the core envs (this file's name avoids "kafka", which
-would collect it only where aiokafka is installed); tests/adapters/test_kafka.py drives it
+would collect it only where aiokafka is installed); tests/kafka/test_adapter.py drives it
 against a stopped broker.
 """
 

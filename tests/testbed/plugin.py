@@ -110,13 +110,6 @@ def own_kafka(tmp_path: Path) -> Iterator[Any]:
         server.stop()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs no backend as ``core``."""
-    for item in items:
-        if not any(item.get_closest_marker(b) for b in BACKENDS):
-            item.add_marker(pytest.mark.core)
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print how long each broker took to start."""
     if STARTUP_TIMES:

@@ -20,7 +20,7 @@ from faststream.mqtt.message import MQTTMessage
 import msgdel
 from msgdel.adapters.mqtt import MQTTAdapter
 from msgdel.faststream import DeleteMiddleware
-from tests.adapters.mqtt_helpers import QOS1, retain, retained
+from tests.mqtt.helpers import QOS1, retain, retained
 from tests.eventually import eventually
 
 pytestmark = pytest.mark.mqtt

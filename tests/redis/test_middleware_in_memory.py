@@ -16,15 +16,15 @@ from faststream.exceptions import AckMessage, NackMessage
 from faststream.redis import RedisBroker, RedisRouter, StreamSub, TestRedisBroker
 from faststream.redis.message import RedisStreamMessage
 
-from msgdel import DeleteResult, DeletionFailed, Outcome, Registry, Semantics
+from msgdel import BaseAdapter, DeleteResult, DeletionFailed, Features, Outcome, Registry, Semantics
 from msgdel.batcher import Batcher
 from msgdel.faststream import DeleteFunction, DeleteMiddleware, Deleter, deleter
 
 pytestmark = pytest.mark.redis  # needs faststream[redis]; no server
 
 
-class Recorder:
-    semantics = Semantics.EXACT
+class Recorder(BaseAdapter):
+    features = Features("redis", Semantics.EXACT)
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
@@ -161,7 +161,7 @@ async def test_the_default_deleter_skips_messages_of_the_in_memory_broker() -> N
 
 
 class Failing(Recorder):
-    async def delete(self, message: Any, /) -> DeleteResult:
+    async def delete_many(self, messages: Sequence[Any], /) -> Sequence[DeleteResult]:
         raise DeletionFailed("broker said no", retryable=False)
 
 

@@ -11,7 +11,7 @@ from faststream.redis.message import RedisStreamMessage
 import msgdel
 from msgdel import DeletionFailed, NotDeletable, Outcome, Semantics, UnsupportedDeletion
 from msgdel.adapters.redis import RedisStreamAdapter
-from tests.adapters.redis_helpers import consumed, modern, unique
+from tests.redis.helpers import consumed, modern, unique
 
 pytestmark = pytest.mark.redis
 

@@ -1,6 +1,6 @@
 """The Apache Kafka test bed (single KRaft node and three-node cluster) works through FastStream.
 
-The same check through FastStream's confluent broker lives in tests/adapters/test_confluent.py,
+The same check through FastStream's confluent broker lives in tests/confluent/test_adapter.py,
 which is collected where confluent-kafka is installed (this module needs aiokafka).
 """
 

@@ -21,7 +21,7 @@ from faststream.kafka.message import KafkaAckableMessage, KafkaMessage
 import msgdel
 from msgdel import NotDeletable, Outcome, Semantics, UnsupportedDeletion
 from msgdel.adapters.kafka import KafkaAdapter
-from tests.adapters.faults import delete_across_restart, retried
+from tests.faults import delete_across_restart, retried
 from tests.testbed.kafka import KafkaServer
 
 pytestmark = pytest.mark.kafka

@@ -17,7 +17,7 @@ from faststream.mqtt import MQTTBroker, TestMQTTBroker
 
 import msgdel
 from msgdel.adapters.mqtt import MQTTAdapter
-from tests.adapters.mqtt_helpers import QOS1, retain, retained
+from tests.mqtt.helpers import QOS1, retain, retained
 
 pytestmark = pytest.mark.mqtt
 

@@ -22,7 +22,7 @@ from faststream.confluent.message import KafkaMessage
 import msgdel
 from msgdel import NotDeletable, Outcome, Semantics, UnsupportedDeletion
 from msgdel.adapters.confluent import ConfluentAdapter
-from tests.adapters.faults import delete_across_restart, retried
+from tests.faults import delete_across_restart, retried
 from tests.testbed.kafka import KafkaServer
 
 pytestmark = pytest.mark.confluent

@@ -19,7 +19,7 @@ from msgdel.adapters.redis import RedisStreamAdapter
 from msgdel.batcher import Batcher
 from msgdel.compat import bind_to_subscriber
 from msgdel.faststream import DeleteMiddleware
-from tests.adapters.redis_helpers import modern
+from tests.redis.helpers import modern
 from tests.testbed.redis import RedisServer, redis8
 
 pytestmark = pytest.mark.redis

@@ -1,0 +1,140 @@
+"""What ``delete``, ``delete_many``, the Batcher and the middleware share: resolving the
+adapter, checking ``require``, calling the adapter, validating what it returned, and
+reporting every call to the registry's observers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion
+from msgdel.observe import DeletionReport, Operation
+from msgdel.protocol import Deletable
+from msgdel.registry import Registry, default_registry
+from msgdel.result import DeleteResult
+from msgdel.semantics import Semantics
+
+Outcomes = list["DeleteResult | MsgdelError"]
+
+
+def registry_of(registry: Registry | None) -> Registry:
+    """``registry``, or the default registry when None; a clear error for anything else."""
+    if registry is None:
+        return default_registry
+    if not isinstance(registry, Registry):
+        raise TypeError(f"registry must be a msgdel.Registry or None, got {registry!r}")
+    return registry
+
+
+def check_require(require: Semantics | None) -> Semantics | None:
+    """``require`` itself, after checking it is a :class:`Semantics` (or None)."""
+    if require is None or isinstance(require, Semantics):
+        return require
+    hint = ""
+    if isinstance(require, str) and require.upper() in Semantics.__members__:
+        hint = f" (use msgdel.Semantics.{require.upper()})"
+    raise TypeError(f"require must be a msgdel.Semantics or None, got {require!r}{hint}")
+
+
+def check_semantics(adapter: Deletable, require: Semantics | None) -> None:
+    """Raise :class:`~msgdel.UnsupportedDeletion` when ``adapter`` cannot meet ``require``."""
+    if require is not None and not adapter.features.semantics.satisfies(require):
+        raise UnsupportedDeletion(
+            f"{adapter!r} deletes with {adapter.features.semantics.name} semantics, which does "
+            f"not meet require={require.name}; nothing was sent to the broker"
+        )
+
+
+def resolve(registry: Registry, message: Any, require: Semantics | None) -> Deletable:
+    """The adapter of ``message``, refused before any I/O when it cannot meet ``require``."""
+    adapter = registry.resolve(type(message))
+    check_semantics(adapter, require)
+    return adapter
+
+
+def group_by_adapter(
+    items: Sequence[Any], registry: Registry, require: Semantics | None
+) -> list[tuple[Deletable, list[int]]]:
+    """Indexes of ``items`` grouped by the adapter that deletes them, in first-seen order.
+    Every adapter is checked against ``require`` before anything is sent."""
+    groups: dict[int, tuple[Deletable, list[int]]] = {}
+    by_type: dict[type, Deletable] = {}
+    for index, message in enumerate(items):
+        cls = type(message)
+        adapter = by_type.get(cls)
+        if adapter is None:
+            adapter = by_type[cls] = resolve(registry, message, require)
+        group = groups.get(id(adapter))
+        if group is None:
+            group = groups[id(adapter)] = (adapter, [])
+        group[1].append(index)
+    return list(groups.values())
+
+
+async def call(
+    registry: Registry, adapter: Deletable, messages: Sequence[Any], operation: Operation
+) -> Outcomes:
+    """Call ``adapter.delete_many(messages)``: one outcome per message, in order, never an
+    exception (but cancellation). The call is reported to ``registry``'s observers."""
+    began = time.perf_counter()
+    try:
+        got = await adapter.delete_many(messages)
+    except MsgdelError as exc:
+        outcomes: Outcomes = [exc] * len(messages)
+    except Exception as exc:
+        error = DeletionFailed(
+            f"{adapter!r} failed with {exc!r}; whether the broker deleted anything is unknown: "
+            "deleting again is safe and reports what is left",
+            retryable=False,
+            cause=exc,
+        )
+        outcomes = [error] * len(messages)
+    else:
+        outcomes = _validated(adapter, messages, got)
+    if registry.observers:
+        registry.report(
+            DeletionReport(
+                operation,
+                adapter,
+                adapter.features,
+                tuple(messages),
+                tuple(outcomes),
+                time.perf_counter() - began,
+            )
+        )
+    return outcomes
+
+
+def _validated(adapter: Deletable, messages: Sequence[Any], got: object) -> Outcomes:
+    """``got`` as a list of outcomes, or one protocol error for every message."""
+    if type(got) is list:
+        outcomes: Outcomes = got
+    elif isinstance(got, Sequence) and not isinstance(got, (str, bytes)):
+        outcomes = list(got)
+    else:
+        return [_broke(adapter, f"returned {type(got).__name__}, not a list")] * len(messages)
+    if len(outcomes) != len(messages):
+        return [
+            _broke(adapter, f"returned {len(outcomes)} outcomes for {len(messages)} messages")
+        ] * len(messages)
+    for item in outcomes:
+        if type(item) is not DeleteResult and not isinstance(item, (DeleteResult, MsgdelError)):
+            return [_broke(adapter, f"returned {item!r} among its outcomes")] * len(messages)
+    return outcomes
+
+
+def _broke(adapter: Deletable, what: str) -> DeletionFailed:
+    return DeletionFailed(
+        f"{adapter!r} broke the msgdel adapter protocol: delete_many {what} (it must return one "
+        "DeleteResult or MsgdelError per message, in order); whether the broker deleted "
+        "anything is unknown, and deleting again is safe",
+        retryable=False,
+    )
+
+
+def raise_for(outcome: DeleteResult | MsgdelError) -> DeleteResult:
+    """The result, or raise the error."""
+    if isinstance(outcome, MsgdelError):
+        raise outcome
+    return outcome

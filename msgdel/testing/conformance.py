@@ -1,0 +1,400 @@
+"""The conformance kit: one pytest suite that every msgdel adapter passes, built-in or yours.
+
+You describe your broker once in a :class:`Harness` (how to publish to a fresh target, consume
+the messages as FastStream message objects, and read the broker's own state without msgdel),
+then subclass :class:`AdapterConformance` and give it a ``harness`` fixture:
+
+.. code-block:: python
+
+    import pytest
+    from msgdel.testing.conformance import AdapterConformance
+
+    class TestMyAdapter(AdapterConformance):
+        @pytest.fixture
+        def harness(self):
+            return MyHarness()
+
+Every case checks the broker's state, not only what the adapter said. Cases that do not apply
+to the adapter's declared :class:`~msgdel.Features` (its semantics, whether it coalesces) or
+that the harness cannot drive (no in-memory test broker, a broker that cannot be stopped) are
+skipped with the reason. The cases are coroutines: the kit needs pytest-asyncio.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import attrs
+import pytest
+
+import msgdel
+from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion
+from msgdel.features import Features
+from msgdel.protocol import Deletable
+from msgdel.registry import Registry, check_adapter
+from msgdel.result import DeleteResult
+from msgdel.semantics import Outcome, Semantics
+from msgdel.testing import record_deletions
+
+__all__ = ["AdapterConformance", "Consumed", "Harness"]
+
+
+@attrs.frozen
+class Consumed:
+    """Messages a harness published to a fresh target and consumed through FastStream."""
+
+    target: Any
+    """Whatever the harness needs to read the target's state back (a stream name, ...)."""
+    messages: list[Any]
+    """The FastStream message objects, in publishing order."""
+    ids: list[tuple[str, ...]]
+    """Each message's broker ids as a :class:`~msgdel.DeleteResult` reports them."""
+    keys: list[str | None] = attrs.field(factory=list)
+    """Each message's key, for tombstoning adapters (else empty)."""
+
+
+class Harness(abc.ABC):
+    """How the kit drives one adapter on one broker. Subclass it for yours.
+
+    Required: :attr:`registry`, :attr:`message_type`, :meth:`consumed` and :meth:`stored`
+    (for stored semantics). Optional methods raise ``NotImplementedError`` by default, and the
+    cases that need them are skipped.
+    """
+
+    @property
+    @abc.abstractmethod
+    def registry(self) -> Registry:
+        """The registry the kit deletes through (yours, or ``msgdel.Registry()`` for a
+        built-in adapter). It is closed after every case."""
+
+    @property
+    @abc.abstractmethod
+    def message_type(self) -> type:
+        """The message class whose adapter is under test."""
+
+    @property
+    def adapter(self) -> Deletable:
+        """The adapter under test: what :attr:`registry` resolves :attr:`message_type` to."""
+        return self.registry.resolve(self.message_type)
+
+    @property
+    def semantics(self) -> Semantics:
+        """What deleting this harness's messages does (default: the adapter's declared
+        semantics; a harness of core NATS messages, say, says ``NOT_STORED``)."""
+        return self.adapter.features.semantics
+
+    round_trips: int = 1
+    """The most deletion requests a coalescing ``delete_many`` may send for one target."""
+
+    @abc.abstractmethod
+    def consumed(self, count: int) -> AbstractAsyncContextManager[Consumed]:
+        """Publish ``count`` messages to a fresh target (one partition, where the broker has
+        partitions), consume them through FastStream without acknowledging them, and yield
+        them while the broker connection stays open."""
+
+    async def stored(self, target: Any) -> list[str]:
+        """The ids the broker still stores for ``target``, in order, read without msgdel.
+        The kit calls it after the :meth:`consumed` block has closed."""
+        raise NotImplementedError
+
+    async def tombstoned(self, target: Any) -> list[str]:
+        """The keys whose latest record at ``target`` is a tombstone (TOMBSTONE adapters)."""
+        raise NotImplementedError
+
+    async def requests(self, target: Any) -> int:
+        """How many deletion requests (round trips) the broker has received for ``target``
+        since :meth:`consumed` created it. Called inside the :meth:`consumed` block."""
+        raise NotImplementedError
+
+    def in_memory(self, count: int) -> AbstractAsyncContextManager[list[Any]]:
+        """``count`` messages consumed under FastStream's in-memory test broker."""
+        raise NotImplementedError
+
+    async def run_app(self, middleware: Any, count: int) -> Consumed:
+        """Run a FastStream app whose broker has ``middleware``, publish ``count`` messages to
+        a fresh target, wait until the handler (which does nothing) has handled them all,
+        stop the app, and return the target with the published ids (``messages`` empty)."""
+        raise NotImplementedError
+
+    restartable: bool = False
+    """Whether :meth:`stop` and :meth:`start` can take the broker down and back up."""
+
+    async def stop(self) -> None:
+        """Stop the broker behind :meth:`consumed`'s messages (they stay stored)."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Start it again, and wait until it answers."""
+        raise NotImplementedError
+
+    def hollow(self) -> Any:
+        """A message of :attr:`message_type` that no broker delivered (default: an instance
+        made without calling its ``__init__``)."""
+        return self.message_type.__new__(self.message_type)
+
+
+def _flat(ids: Sequence[tuple[str, ...]]) -> list[str]:
+    return [i for group in ids for i in group]
+
+
+async def _optional(call: Any, *args: Any) -> Any:
+    try:
+        return await call(*args)
+    except NotImplementedError:
+        return None
+
+
+def _stores(harness: Harness) -> bool:
+    return harness.semantics in (Semantics.EXACT, Semantics.PREFIX)
+
+
+class AdapterConformance:
+    """The cases every adapter passes. Subclass it and define a ``harness`` fixture."""
+
+    pytestmark = [pytest.mark.asyncio]
+
+    @pytest.fixture
+    async def kit(self, harness: Harness) -> AsyncIterator[Harness]:
+        """The harness, with its registry closed after the case."""
+        try:
+            yield harness
+        finally:
+            await harness.registry.aclose()
+
+    # -- the declaration -----------------------------------------------------------------
+    async def test_the_adapter_declares_its_features_and_satisfies_the_protocol(
+        self, kit: Harness
+    ) -> None:
+        adapter = kit.adapter
+        assert isinstance(adapter.features, Features)
+        check_adapter(adapter)  # raises TypeError saying what is missing
+        assert kit.semantics.satisfies(kit.semantics)
+
+    # -- what a delete does at the broker ------------------------------------------------
+    async def test_exact_removes_the_message_and_leaves_its_neighbours(self, kit: Harness) -> None:
+        if kit.semantics is not Semantics.EXACT:
+            pytest.skip(f"semantics {kit.semantics.name}, not EXACT")
+        async with kit.consumed(3) as got:
+            result = await msgdel.delete(got.messages[1], registry=kit.registry)
+        assert result.broker == kit.adapter.features.broker
+        assert result.ids == got.ids[1]
+        assert (result.semantics, result.outcome) == (Semantics.EXACT, Outcome.DELETED)
+        assert result.removed == len(got.ids[1])
+        assert await kit.stored(got.target) == _flat([got.ids[0], got.ids[2]])
+
+    async def test_prefix_removes_up_to_the_message_and_never_past_it(self, kit: Harness) -> None:
+        if kit.semantics is not Semantics.PREFIX:
+            pytest.skip(f"semantics {kit.semantics.name}, not PREFIX")
+        async with kit.consumed(3) as got:
+            result = await msgdel.delete(got.messages[1], registry=kit.registry)
+        assert result.ids == got.ids[1]
+        assert (result.semantics, result.outcome) == (Semantics.PREFIX, Outcome.DELETED)
+        assert result.removed == len(_flat(got.ids[:2]))
+        assert await kit.stored(got.target) == _flat(got.ids[2:])
+
+    async def test_tombstone_writes_the_null_for_the_key_only(self, kit: Harness) -> None:
+        if kit.semantics is not Semantics.TOMBSTONE:
+            pytest.skip(f"semantics {kit.semantics.name}, not TOMBSTONE")
+        async with kit.consumed(3) as got:
+            result = await msgdel.delete(got.messages[1], registry=kit.registry)
+        assert result.semantics is Semantics.TOMBSTONE
+        assert result.outcome in (Outcome.DELETED, Outcome.DEFERRED)
+        assert await kit.tombstoned(got.target) == [got.keys[1]]
+
+    async def test_not_stored_sends_nothing(self, kit: Harness) -> None:
+        if kit.semantics is not Semantics.NOT_STORED:
+            pytest.skip(f"semantics {kit.semantics.name}, not NOT_STORED")
+        async with kit.consumed(2) as got:
+            results = await msgdel.delete_many(got.messages, registry=kit.registry)
+            sent = await _optional(kit.requests, got.target)
+        assert {r.semantics for r in results} == {Semantics.NOT_STORED}
+        assert {r.outcome for r in results} <= {Outcome.NOTHING_STORED, Outcome.ALREADY_GONE}
+        assert all(r.removed == 0 for r in results)
+        assert sent in (None, 0)
+
+    async def test_deleting_again_reports_the_repeat_outcome_and_removes_nothing(
+        self, kit: Harness
+    ) -> None:
+        async with kit.consumed(2) as got:
+            first = await msgdel.delete(got.messages[0], registry=kit.registry)
+            again = await msgdel.delete(got.messages[0], registry=kit.registry)
+        repeat = first.outcome if kit.semantics is Semantics.NOT_STORED else kit.adapter.features.repeat
+        assert again.outcome is repeat
+        assert again.removed == 0
+        assert again.ids == first.ids
+        if kit.semantics is Semantics.EXACT:
+            assert await kit.stored(got.target) == _flat(got.ids[1:])
+
+    # -- batches -------------------------------------------------------------------------
+    async def test_delete_many_gives_one_result_per_message_in_input_order(
+        self, kit: Harness
+    ) -> None:
+        async with kit.consumed(4) as got:
+            order = [3, 0, 2, 1]
+            results = await msgdel.delete_many(
+                [got.messages[i] for i in order], registry=kit.registry
+            )
+        assert [r.ids for r in results] == [got.ids[i] for i in order]
+        assert all(r.outcome is not Outcome.SKIPPED for r in results)
+        if _stores(kit):
+            assert await kit.stored(got.target) == []
+            assert sum(r.removed for r in results) == len(_flat(got.ids))
+
+    async def test_delete_many_coalesces_its_requests_per_target(self, kit: Harness) -> None:
+        if not _stores(kit):
+            pytest.skip("nothing stored, nothing sent")
+        async with kit.consumed(5) as got:
+            before = await _optional(kit.requests, got.target)
+            if before is None:
+                pytest.skip("the harness cannot count the broker's requests")
+            await msgdel.delete_many(got.messages, registry=kit.registry)
+            sent = await kit.requests(got.target) - before
+        if kit.adapter.features.coalesces:
+            assert 1 <= sent <= kit.round_trips
+        else:
+            assert 1 <= sent <= len(got.messages)
+
+    async def test_one_bad_message_fails_alone_and_the_others_are_deleted(
+        self, kit: Harness
+    ) -> None:
+        async with kit.consumed(2) as got:
+            outcomes = await msgdel.delete_many(
+                [got.messages[0], kit.hollow(), got.messages[1]],
+                registry=kit.registry,
+                return_exceptions=True,
+            )
+        first, bad, last = outcomes
+        assert isinstance(bad, MsgdelError)
+        assert isinstance(first, DeleteResult)
+        assert isinstance(last, DeleteResult)
+        assert (first.ids, last.ids) == (got.ids[0], got.ids[1])
+        if _stores(kit):
+            assert await kit.stored(got.target) == []
+
+    async def test_delete_many_raises_the_first_failure_with_every_outcome(
+        self, kit: Harness
+    ) -> None:
+        async with kit.consumed(1) as got:
+            with pytest.raises(MsgdelError) as failed:
+                await msgdel.delete_many([kit.hollow(), got.messages[0]], registry=kit.registry)
+        outcomes = failed.value.outcomes
+        assert outcomes is not None
+        assert outcomes[0] is failed.value
+        assert isinstance(outcomes[1], DeleteResult)
+        assert outcomes[1].ids == got.ids[0]
+
+    # -- refusals and errors -------------------------------------------------------------
+    async def test_require_refuses_weaker_semantics_before_any_request(self, kit: Harness) -> None:
+        declared = kit.adapter.features.semantics
+        stronger = [s for s in Semantics if not declared.satisfies(s)]
+        if not stronger:
+            pytest.skip(f"{declared.name} satisfies every requirement")
+        async with kit.consumed(1) as got:
+            before = await _optional(kit.requests, got.target)
+            with pytest.raises(UnsupportedDeletion):
+                await msgdel.delete(got.messages[0], registry=kit.registry, require=stronger[0])
+            with pytest.raises(UnsupportedDeletion):
+                await msgdel.delete_many(got.messages, registry=kit.registry, require=stronger[0])
+            after = await _optional(kit.requests, got.target)
+        assert after == before
+        if _stores(kit):
+            assert await kit.stored(got.target) == _flat(got.ids)
+
+    async def test_a_message_no_broker_delivered_is_refused_with_a_msgdel_error(
+        self, kit: Harness
+    ) -> None:
+        with pytest.raises(MsgdelError) as refused:
+            await msgdel.delete(kit.hollow(), registry=kit.registry)
+        if isinstance(refused.value, DeletionFailed):
+            assert refused.value.retryable is False
+
+    async def test_a_stopped_broker_fails_retryably_and_a_retry_deletes(
+        self, kit: Harness
+    ) -> None:
+        if not kit.restartable:
+            pytest.skip("the harness cannot stop its broker")
+        if not _stores(kit):
+            pytest.skip("nothing stored: nothing to fail")
+        async with kit.consumed(2) as got:
+            await kit.stop()
+            try:
+                with pytest.raises(DeletionFailed) as failed:
+                    await msgdel.delete(got.messages[0], registry=kit.registry)
+            finally:
+                await kit.start()
+            assert failed.value.retryable is True
+            result = await _retried(kit, got.messages[0])
+        assert result.outcome is Outcome.DELETED
+        if kit.semantics is Semantics.EXACT:
+            assert await kit.stored(got.target) == _flat(got.ids[1:])
+
+    # -- FastStream ----------------------------------------------------------------------
+    async def test_messages_of_the_in_memory_test_broker_are_skipped(self, kit: Harness) -> None:
+        try:
+            context = kit.in_memory(2)
+        except NotImplementedError:
+            pytest.skip("the harness has no in-memory test broker")
+        async with context as messages:
+            with record_deletions(kit.registry) as deletions:
+                results = await msgdel.delete_many(messages, registry=kit.registry)
+        assert [r.outcome for r in results] == [Outcome.SKIPPED] * len(messages)
+        assert deletions.messages == list(messages)
+
+    @pytest.mark.parametrize("batched", [False, True], ids=["direct", "batched"])
+    async def test_the_middleware_deletes_every_handled_message(
+        self, kit: Harness, batched: bool
+    ) -> None:
+        from msgdel.faststream import DeleteMiddleware
+
+        if not _stores(kit):
+            pytest.skip("nothing stored: nothing for the middleware to delete")
+        batcher = msgdel.Batcher(kit.registry) if batched else None
+        middleware = DeleteMiddleware(batcher=batcher, registry=None if batched else kit.registry)
+        try:
+            handled = await kit.run_app(middleware, 20)
+        except NotImplementedError:
+            pytest.skip("the harness cannot run a FastStream app")
+        finally:
+            if batcher is not None:
+                await batcher.close()
+        assert await kit.stored(handled.target) == []
+
+    # -- observers and lifecycle ---------------------------------------------------------
+    async def test_observers_see_every_deletion_once_with_its_result(self, kit: Harness) -> None:
+        async with kit.consumed(3) as got:
+            with record_deletions(kit.registry) as deletions:
+                one = await msgdel.delete(got.messages[0], registry=kit.registry)
+                many = await msgdel.delete_many(got.messages[1:], registry=kit.registry)
+                async with msgdel.Batcher(kit.registry) as batcher:
+                    again = await batcher.delete(got.messages[2])
+        assert deletions.messages == [*got.messages, got.messages[2]]
+        assert deletions.results == [one, *many, again]
+
+    async def test_closing_is_idempotent_and_a_closed_registry_builds_its_adapters_again(
+        self, kit: Harness
+    ) -> None:
+        async with kit.consumed(2) as got:
+            first = await msgdel.delete(got.messages[0], registry=kit.registry)
+            await kit.registry.aclose()
+            await kit.registry.aclose()
+            second = await msgdel.delete(got.messages[1], registry=kit.registry)
+            adapter = kit.adapter
+            await adapter.aclose()
+            await adapter.aclose()
+        assert first.outcome is second.outcome
+
+
+async def _retried(kit: Harness, message: Any, attempts: int = 20) -> DeleteResult:
+    """Delete ``message``, retrying as a caller would while the broker says it may succeed."""
+    for _ in range(attempts - 1):
+        try:
+            return await msgdel.delete(message, registry=kit.registry)
+        except DeletionFailed as exc:
+            if not exc.retryable:
+                raise
+            await asyncio.sleep(0.25)
+    return await msgdel.delete(message, registry=kit.registry)
