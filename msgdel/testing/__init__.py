@@ -45,7 +45,7 @@ class Deletion:
 
 
 class Deletions(Sequence[Deletion]):
-    """The deletions asked for while recording, in the order the adapters received them."""
+    """The deletions asked for while recording, in the order the broker answered them."""
 
     def __init__(self) -> None:
         self._items: list[Deletion] = []

@@ -26,10 +26,11 @@ import abc
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pytest
+import pytest_asyncio
 
 import msgdel
 from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion
@@ -134,7 +135,8 @@ class Harness(abc.ABC):
     def hollow(self) -> Any:
         """A message of :attr:`message_type` that no broker delivered (default: an instance
         made without calling its ``__init__``)."""
-        return self.message_type.__new__(self.message_type)
+        cls: Any = self.message_type
+        return cls.__new__(cls)
 
 
 def _flat(ids: Sequence[tuple[str, ...]]) -> list[str]:
@@ -155,9 +157,9 @@ def _stores(harness: Harness) -> bool:
 class AdapterConformance:
     """The cases every adapter passes. Subclass it and define a ``harness`` fixture."""
 
-    pytestmark = [pytest.mark.asyncio]
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
-    @pytest.fixture
+    @pytest_asyncio.fixture
     async def kit(self, harness: Harness) -> AsyncIterator[Harness]:
         """The harness, with its registry closed after the case."""
         try:
@@ -222,7 +224,9 @@ class AdapterConformance:
         async with kit.consumed(2) as got:
             first = await msgdel.delete(got.messages[0], registry=kit.registry)
             again = await msgdel.delete(got.messages[0], registry=kit.registry)
-        repeat = first.outcome if kit.semantics is Semantics.NOT_STORED else kit.adapter.features.repeat
+        repeat = (
+            first.outcome if kit.semantics is Semantics.NOT_STORED else kit.adapter.features.repeat
+        )
         assert again.outcome is repeat
         assert again.removed == 0
         assert again.ids == first.ids
@@ -312,9 +316,7 @@ class AdapterConformance:
         if isinstance(refused.value, DeletionFailed):
             assert refused.value.retryable is False
 
-    async def test_a_stopped_broker_fails_retryably_and_a_retry_deletes(
-        self, kit: Harness
-    ) -> None:
+    async def test_a_stopped_broker_fails_retryably_and_a_retry_deletes(self, kit: Harness) -> None:
         if not kit.restartable:
             pytest.skip("the harness cannot stop its broker")
         if not _stores(kit):

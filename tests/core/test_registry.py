@@ -152,7 +152,7 @@ def test_entry_points_of_installed_distributions_register_their_adapters(
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = Registry(builtins=False)
 
-    assert registry.load_entry_points() == ["msgdel_notes_plugin"]
+    assert "msgdel_notes_plugin" in registry.load_entry_points()
     assert isinstance(registry.resolve(Note), DictAdapter)
     sys.modules.pop("msgdel_notes_plugin", None)
 

@@ -40,7 +40,8 @@ class OutboxHarness(Harness):
         with sqlite3.connect(self.db) as connection:
             connection.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, body BLOB)")
             connection.executemany(
-                f"INSERT INTO {table} (body) VALUES (?)", [(f"m{i}".encode(),) for i in range(count)]
+                f"INSERT INTO {table} (body) VALUES (?)",
+                [(f"m{i}".encode(),) for i in range(count)],
             )
         messages = read_outbox(self.db, table)
         yield Consumed(table, messages, [(m.message_id,) for m in messages])
