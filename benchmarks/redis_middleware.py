@@ -3,8 +3,16 @@
 Starts its own Redis 8.2 (the test bed's class), then for each variant fills a fresh stream
 with N entries, consumes them in a consumer group, and prints messages per second:
 
-- ``no deletion``: the handler takes the body only; entries stay in the stream;
-- ``DeleteMiddleware(batcher=Batcher())``: same handler, entries deleted in batches;
+- ``no deletion``: the handler takes the body only; FastStream XACKs each entry, and the
+  entries stay in the stream;
+- ``consume only``: the same under ``AckPolicy.MANUAL``: no XACK, no deletion (the floor of
+  what a consumer costs);
+- ``DeleteMiddleware(batcher=Batcher())``: same handler; FastStream XACKs each entry and the
+  batches delete them (``XDELEX``/``XACKDEL``): no entry is ever pending unacknowledged while
+  its deletion waits;
+- ``DeleteMiddleware(batcher=..., leave_ack_to_batch=True)``: no XACK of FastStream's own; the
+  batch acknowledges and deletes (one round trip per message fewer, but until the batch is sent
+  the entry stays pending, where a claiming consumer could take it);
 - ``msg.delete() in handler``: FastStream's own pattern today, a handler taking
   ``msg: RedisStreamMessage`` and awaiting ``msg.delete()`` (XDEL) per message.
 
@@ -24,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
 
@@ -41,8 +50,12 @@ def fill(client: Any, stream: str, count: int) -> None:
 
 
 async def run(url: str, stream: str, count: int, variant: str) -> float:
-    batcher = Batcher() if variant == "batcher" else None
-    middlewares = [DeleteMiddleware(batcher=batcher)] if batcher else []
+    batcher = Batcher() if variant.startswith("batcher") else None
+    middlewares = (
+        [DeleteMiddleware(batcher=batcher, leave_ack_to_batch=variant == "batcher-leave-ack")]
+        if batcher
+        else []
+    )
     broker = RedisBroker(url, middlewares=middlewares, logger=None)
     done = asyncio.Event()
     seen = 0
@@ -66,7 +79,8 @@ async def run(url: str, stream: str, count: int, variant: str) -> float:
         async def handler(body: str) -> None:
             tick()
 
-    broker.subscriber(stream=sub)(handler)
+    policy = AckPolicy.MANUAL if variant == "consume" else AckPolicy.REJECT_ON_ERROR
+    broker.subscriber(stream=sub, ack_policy=policy)(handler)
     async with broker:
         began = time.perf_counter()
         await broker.start()
@@ -82,7 +96,9 @@ def main() -> None:
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     labels = {
         "none": "no deletion",
+        "consume": "consume only (MANUAL: no XACK)",
         "batcher": "DeleteMiddleware(batcher=Batcher())",
+        "batcher-leave-ack": "... leave_ack_to_batch=True",
         "msg.delete": "msg.delete() in handler",
     }
     rates: dict[str, list[float]] = {variant: [] for variant in labels}
@@ -97,9 +113,10 @@ def main() -> None:
                     fill(client, stream, count)
                     rates[variant].append(asyncio.run(run(server.url, stream, count, variant)))
                     left = client.xlen(stream)
-                    if (left == 0) == (variant == "none"):
+                    if (left == 0) == (variant in ("none", "consume")):
                         raise SystemExit(f"{variant}: {left} entries left in {stream}")
-                    if unacknowledged := client.xpending(stream, "g")["pending"]:
+                    unacknowledged = client.xpending(stream, "g")["pending"]
+                    if unacknowledged and variant != "consume":
                         raise SystemExit(f"{variant}: {unacknowledged} entries pending")
         finally:
             server.stop()
@@ -111,8 +128,10 @@ def main() -> None:
     def ratio(a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(rates[a], rates[b]))
 
-    print(f"middleware / no deletion:      {ratio('batcher', 'none'):.2f}x  (goal >= 0.9x)")
-    print(f"middleware / msg.delete():     {ratio('batcher', 'msg.delete'):.2f}x  (goal >= 1.5x)")
+    print(f"middleware / no deletion:        {ratio('batcher', 'none'):.2f}x  (goal >= 0.9x)")
+    print(f"middleware / consume only:       {ratio('batcher', 'consume'):.2f}x")
+    print(f"middleware / msg.delete():       {ratio('batcher', 'msg.delete'):.2f}x  (goal >= 1.5x)")
+    print(f"leave_ack_to_batch / middleware: {ratio('batcher-leave-ack', 'batcher'):.2f}x")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ reporting every call to the registry's observers."""
 
 from __future__ import annotations
 
+import contextvars
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion
@@ -16,6 +17,31 @@ from msgdel.result import DeleteResult
 from msgdel.semantics import Semantics
 
 Outcomes = list["DeleteResult | MsgdelError"]
+
+
+class Handling:
+    """The message a FastStream handler is handling, and whether the handler asked msgdel to
+    delete it itself (so the middleware does not delete it twice)."""
+
+    __slots__ = ("message", "requested")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+        self.requested = False
+
+
+handling: contextvars.ContextVar[Handling | None] = contextvars.ContextVar(
+    "msgdel_handling", default=None
+)
+"""Set by the middleware while the handler runs."""
+
+
+def note_requested(messages: Iterable[Any]) -> None:
+    """Remember that the running handler asked to delete its own message, if it did."""
+    current = handling.get()
+    if current is not None and not current.requested:
+        target = current.message
+        current.requested = any(m is target for m in messages)
 
 
 def registry_of(registry: Registry | None) -> Registry:

@@ -25,6 +25,7 @@ async def delete(
     """
     reg = _dispatch.registry_of(registry)
     adapter = _dispatch.resolve(reg, message, _dispatch.check_require(require))
+    _dispatch.note_requested((message,))
     (outcome,) = await _dispatch.call(reg, adapter, [message], "delete")
     return _dispatch.raise_for(outcome)
 
@@ -69,6 +70,7 @@ async def delete_many(
     items = list(messages)
     reg = _dispatch.registry_of(registry)
     groups = _dispatch.group_by_adapter(items, reg, _dispatch.check_require(require))
+    _dispatch.note_requested(items)
     if len(groups) == 1:  # the common case: one adapter, no regrouping
         outcomes = await _dispatch.call(reg, groups[0][0], items, "delete_many")
     else:

@@ -115,6 +115,7 @@ class Batcher:
         if self._closed:
             raise RuntimeError("this msgdel.Batcher is closed; create a new one to delete more")
         adapter = _dispatch.resolve(_dispatch.registry_of(self.registry), message, self.require)
+        _dispatch.note_requested((message,))
         bind_to_subscriber(message)  # FastStream 0.6: only the submitting handler knows the client
         while self._outstanding >= self.max_pending:
             room = self._room_event()

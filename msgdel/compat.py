@@ -10,15 +10,22 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
+from faststream import AckPolicy
 from faststream.message import AckStatus
 
 
-def running_subscriber() -> Any | None:
+def running_subscriber(context: Any = None) -> Any | None:
     """The FastStream subscriber handling a message in the current task, if any.
 
     Every FastStream broker keeps the running subscriber in a context variable named
-    ``handler_`` for the duration of the handler (and its middlewares).
+    ``handler_`` for the duration of the handler (and its middlewares); ``context`` is the
+    broker's ``ContextRepo`` when the caller has it.
     """
+    if context is not None:
+        try:
+            return context.get_local("handler_")
+        except Exception:
+            pass
     for var, value in contextvars.copy_context().items():
         if var.name == "handler_" and hasattr(value, "_outer_config"):
             return value
@@ -62,6 +69,50 @@ def is_acknowledged(message: Any) -> bool:
 def is_nacked(message: Any) -> bool:
     """Whether ``message`` was nacked (FastStream redelivers it)."""
     return getattr(message, "committed", None) is AckStatus.NACKED
+
+
+def is_refused(message: Any) -> bool:
+    """Whether ``message`` was nacked or rejected: settled as *not* done."""
+    return getattr(message, "committed", None) in (AckStatus.NACKED, AckStatus.REJECTED)
+
+
+def is_handler_delivery(message: Any, context: Any) -> bool:
+    """Whether ``message`` is being handled by a subscriber's handler, as opposed to read by
+    ``subscriber.get_one()`` or ``async for`` (which run the broker middlewares too).
+
+    FastStream (0.6 and 0.7) puts the message into the context as ``message`` just before it
+    calls the handler, and only then. Without a context (early 0.6) every call is one.
+    """
+    if context is None:
+        return True
+    try:
+        return bool(context.get_local("message") is message)
+    except Exception:
+        return True
+
+
+def manual_ack(subscriber: Any) -> bool:
+    """Whether ``subscriber`` leaves acknowledgement to the handler (``AckPolicy.MANUAL``).
+
+    FastStream also reports ``MANUAL`` for Redis subscriptions that have nothing to
+    acknowledge (lists, pub/sub channels, streams read without a group or with ``no_ack``);
+    there a handler that returns is done with its message, so those are not manual here.
+    """
+    if getattr(subscriber, "ack_policy", None) is not AckPolicy.MANUAL:
+        return False
+    if not type(subscriber).__module__.startswith("faststream.redis."):
+        return True
+    stream = getattr(subscriber, "stream_sub", None)
+    return stream is not None and stream.group is not None and not stream.no_ack
+
+
+def claims_pending(subscriber: Any) -> bool:
+    """Whether ``subscriber`` claims other consumers' pending Redis stream entries
+    (``StreamSub(min_idle_time=...)``: XAUTOCLAIM, or ``claim_min_idle_time``)."""
+    return any(
+        getattr(subscriber, name, None) is not None
+        for name in ("min_idle_time", "claim_min_idle_time")
+    )
 
 
 def mark_settled(message: Any, status: AckStatus = AckStatus.ACKED) -> None:

@@ -22,17 +22,28 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from faststream import BaseMiddleware, Context, Depends
-from faststream.exceptions import AckMessage
+from faststream.exceptions import AckMessage, NackMessage, RejectMessage
 
 from msgdel import _dispatch
 from msgdel.api import delete
 from msgdel.batcher import Batcher
-from msgdel.compat import bind_to_subscriber, mark_settled
-from msgdel.errors import MsgdelError
+from msgdel.compat import (
+    bind_to_subscriber,
+    claims_pending,
+    is_acknowledged,
+    is_handler_delivery,
+    is_refused,
+    manual_ack,
+    mark_settled,
+    running_subscriber,
+)
+from msgdel.errors import MsgdelError, NotDeletable, UnsupportedDeletion
 from msgdel.registry import Registry
 from msgdel.semantics import Semantics
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from faststream.message import StreamMessage
 
     from msgdel.result import DeleteResult
@@ -48,16 +59,26 @@ _ON_ERROR = ("log", "raise")
 
 
 class DeleteMiddleware:
-    """Deletes every message its handler has processed, before FastStream acknowledges it.
+    """Deletes each message its handler has finished with, as FastStream would settle it.
 
-    ``when="success"`` deletes after the handler returns (or raises ``AckMessage``);
-    ``when="always"`` also after it raises any other exception. A handler that is cancelled
-    (shutdown) never has its message deleted. With a ``batcher`` the deletion is submitted
-    and the handler does not wait for the broker; without one (or once the batcher is
-    closed), each message is deleted before FastStream's own acknowledgement runs. Where the
-    deletion acknowledges too (``features.acknowledges``: Redis streams), a
-    submitted message is marked acknowledged and FastStream sends no acknowledgement of its
-    own; if the deletion then fails, the message stays unacknowledged at the broker.
+    A message is deleted only once FastStream itself would settle it as done: the handler
+    returned (or raised ``AckMessage``), FastStream published its result (``@publisher``,
+    ``reply_to``) without error, and neither the handler nor the ack policy settled it
+    otherwise. A message the handler nacked or rejected is never deleted; under
+    ``AckPolicy.MANUAL`` only a message the handler acknowledged is; a message the handler
+    deleted itself (``msgdel.delete``, ``Deleter``, a ``Batcher``) is not deleted twice; and
+    a message read by ``subscriber.get_one()`` or ``async for`` is left alone. With
+    ``when="always"`` a handler that raised has its message deleted too, unless it nacked or
+    rejected it. A handler cancelled by shutdown never has its message deleted.
+
+    Without a ``batcher`` (or once it is closed) the message is deleted before FastStream's
+    own acknowledgement runs; with one, it is submitted and the handler does not wait for the
+    broker. FastStream still acknowledges a batched message itself, so no other consumer can
+    claim it before its batch is sent. ``leave_ack_to_batch=True`` skips that acknowledgement
+    where the batch acknowledges anyway (``features.acknowledges``: Redis streams), one round
+    trip per message fewer, at the price that until the batch is sent the entry stays pending
+    and a consumer claiming idle entries (``XAUTOCLAIM``) could take it: it is never applied to
+    a subscriber that claims (``min_idle_time``).
 
     A failed deletion is logged on the ``msgdel.faststream`` logger and the handler's result
     stands (``on_error="log"``); ``on_error="raise"`` re-raises it into FastStream, which then
@@ -76,6 +97,7 @@ class DeleteMiddleware:
         *,
         require: Semantics | None = None,
         on_error: OnError = "log",
+        leave_ack_to_batch: bool = False,
     ) -> None:
         if when not in _WHEN:
             raise ValueError(
@@ -93,13 +115,18 @@ class DeleteMiddleware:
                 "pass the registry to the Batcher (Batcher(registry)) and not to "
                 "DeleteMiddleware as well: the batcher resolves the adapters"
             )
-        if require is not None and not isinstance(require, Semantics):
-            raise TypeError(f"require must be a msgdel.Semantics or None, got {require!r}")
+        self.require = _dispatch.check_require(require)
+        if not isinstance(leave_ack_to_batch, bool):
+            raise TypeError(f"leave_ack_to_batch must be True or False, got {leave_ack_to_batch!r}")
+        if leave_ack_to_batch and batcher is None:
+            raise ValueError(
+                "leave_ack_to_batch=True needs a batcher: DeleteMiddleware(batcher=Batcher(), ...)"
+            )
         self.when: When = when
         self.batcher = batcher
         self.registry = registry
-        self.require = require
         self.on_error: OnError = on_error
+        self.leave_ack_to_batch = leave_ack_to_batch
 
     def __call__(self, msg: Any, /, *, context: Any = None, **kwargs: Any) -> BaseMiddleware:
         """Build the per-message middleware (FastStream calls this for every message)."""
@@ -107,7 +134,25 @@ class DeleteMiddleware:
             return _DeleteScope(msg, settings=self, **kwargs)
         return _DeleteScope(msg, settings=self, context=context, **kwargs)
 
-    async def delete(self, message: StreamMessage[Any], context: Any = None) -> None:
+    def should_delete(
+        self, handling: _dispatch.Handling, subscriber: Any, error: BaseException | None
+    ) -> bool:
+        """Whether the handled message is to be deleted, after the handler (and FastStream's
+        publishing of its result) ended with ``error``."""
+        message = handling.message
+        if handling.requested or is_refused(message):
+            return False  # deleted by the handler itself; or nacked/rejected: to be redelivered
+        if manual_ack(subscriber) and not is_acknowledged(message):
+            return False  # AckPolicy.MANUAL: only what the handler acknowledged is done
+        if error is None or isinstance(error, AckMessage):
+            return True
+        if isinstance(error, (NackMessage, RejectMessage, asyncio.CancelledError)):
+            return False
+        return self.when == "always"
+
+    async def delete(
+        self, message: StreamMessage[Any], context: Any = None, subscriber: Any = None
+    ) -> None:
         """Delete (or submit) ``message`` according to this middleware's settings."""
         bind_to_subscriber(message, context)
         try:
@@ -115,10 +160,17 @@ class DeleteMiddleware:
             if batcher is not None and not batcher.closed:
                 future = await batcher.submit(message)
                 future.add_done_callback(_log_failure)
-                _leave_acknowledgement_to_batch(message, batcher)
+                if self.leave_ack_to_batch and not claims_pending(subscriber):
+                    _leave_acknowledgement_to_batch(message, batcher)
             else:  # no batcher, or it was closed at shutdown while handlers still run
                 registry = batcher.registry if batcher is not None else self.registry
                 await delete(message, registry=registry, require=self.require)
+        except (NotDeletable, UnsupportedDeletion) as exc:
+            if self.on_error == "raise":
+                raise
+            # Nothing stored to delete here (a requeued delivery, a broker that cannot
+            # delete this kind of message): not an error of the handler's.
+            log.debug("msgdel left the handled message alone: %s", exc)
         except MsgdelError as exc:
             if self.on_error == "raise":
                 raise
@@ -129,27 +181,45 @@ class DeleteMiddleware:
 
 
 class _DeleteScope(BaseMiddleware):  # type: ignore[misc]
-    """The middleware FastStream enters for one incoming message."""
+    """The middleware FastStream enters for one incoming message.
+
+    ``consume_scope`` wraps the handler and learns which message it handles; the deletion
+    happens in ``after_processed``, which FastStream runs after it has published the
+    handler's result and before its own acknowledgement (the outermost middleware).
+    """
 
     def __init__(self, msg: Any, /, *, settings: DeleteMiddleware, **kwargs: Any) -> None:
         super().__init__(msg, **kwargs)
         self._settings = settings
+        self._handling: _dispatch.Handling | None = None
+        self._subscriber: Any = None
 
     async def consume_scope(
         self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]
     ) -> Any:
-        settings, context = self._settings, getattr(self, "context", None)
+        context = getattr(self, "context", None)
+        if not is_handler_delivery(msg, context):  # get_one() or async for: not ours
+            return await call_next(msg)
+        self._handling = handling = _dispatch.Handling(msg)
+        self._subscriber = running_subscriber(context)
+        token = _dispatch.handling.set(handling)
         try:
-            result = await call_next(msg)
-        except AckMessage:
-            await settings.delete(msg, context)
-            raise
-        except Exception:
-            if settings.when == "always":
-                await settings.delete(msg, context)
-            raise
-        await settings.delete(msg, context)
-        return result
+            return await call_next(msg)
+        finally:
+            _dispatch.handling.reset(token)
+
+    async def after_processed(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_val: BaseException | None = None,
+        exc_tb: TracebackType | None = None,
+    ) -> bool | None:
+        handling, settings = self._handling, self._settings
+        if handling is not None and settings.should_delete(handling, self._subscriber, exc_val):
+            await settings.delete(
+                handling.message, getattr(self, "context", None), self._subscriber
+            )
+        return False
 
 
 def _leave_acknowledgement_to_batch(message: Any, batcher: Batcher) -> None:
@@ -166,7 +236,10 @@ def _leave_acknowledgement_to_batch(message: Any, batcher: Batcher) -> None:
 
 def _log_failure(future: asyncio.Future[DeleteResult]) -> None:
     if not future.cancelled() and (exc := future.exception()) is not None:
-        log.error("msgdel could not delete a handled message: %s", exc, exc_info=exc)
+        if isinstance(exc, (NotDeletable, UnsupportedDeletion)):
+            log.debug("msgdel left a handled message alone: %s", exc)
+        else:
+            log.error("msgdel could not delete a handled message: %s", exc, exc_info=exc)
 
 
 class DeleteFunction(Protocol):

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar
 
 import attrs
 import pytest
 import pytest_asyncio
+from faststream import AckPolicy
 
 import msgdel
 from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion
@@ -41,7 +42,10 @@ from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
 from msgdel.testing import record_deletions
 
-__all__ = ["AdapterConformance", "Consumed", "Harness"]
+__all__ = ["AdapterConformance", "Consumed", "Handle", "Harness"]
+
+Handle = Callable[[int, Any], Awaitable[None]]
+"""What a :meth:`Harness.run_app` handler does with the ``index``-th message it receives."""
 
 
 @attrs.frozen
@@ -115,10 +119,22 @@ class Harness(abc.ABC):
         """``count`` messages consumed under FastStream's in-memory test broker."""
         raise NotImplementedError
 
-    async def run_app(self, middleware: Any, count: int) -> Consumed:
-        """Run a FastStream app whose broker has ``middleware``, publish ``count`` messages to
-        a fresh target, wait until the handler (which does nothing) has handled them all,
-        stop the app, and return the target with the published ids (``messages`` empty)."""
+    async def run_app(
+        self,
+        middleware: Any,
+        count: int,
+        *,
+        handle: Handle | None = None,
+        ack_policy: AckPolicy | None = None,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    ) -> Consumed:
+        """Run a FastStream app whose broker has ``middleware``; publish ``count`` messages to
+        a fresh target; let its handler await ``handle(index, message)`` for every delivery
+        of the ``index``-th message (``handle`` may acknowledge, nack, reject, raise, or delete
+        the message itself; without one the handler does nothing); wait until every index
+        was handled at least once; await ``on_shutdown`` while the broker is still connected;
+        stop the app; return the target with the published ids (``messages`` empty).
+        ``ack_policy`` is the subscriber's (None: FastStream's default for it)."""
         raise NotImplementedError
 
     restartable: bool = False
@@ -350,19 +366,61 @@ class AdapterConformance:
     async def test_the_middleware_deletes_every_handled_message(
         self, kit: Harness, batched: bool
     ) -> None:
-        from msgdel.faststream import DeleteMiddleware
-
         if not _stores(kit):
             pytest.skip("nothing stored: nothing for the middleware to delete")
-        batcher = msgdel.Batcher(kit.registry) if batched else None
-        middleware = DeleteMiddleware(batcher=batcher, registry=None if batched else kit.registry)
-        try:
-            handled = await kit.run_app(middleware, 20)
-        except NotImplementedError:
-            pytest.skip("the harness cannot run a FastStream app")
-        finally:
-            if batcher is not None:
-                await batcher.close()
+        run = _MiddlewareRun(kit, batched)
+        handled = await run(20)
+        assert await kit.stored(handled.target) == []
+
+    @pytest.mark.parametrize("batched", [False, True], ids=["direct", "batched"])
+    async def test_under_manual_ack_the_middleware_deletes_only_what_the_handler_acknowledged(
+        self, kit: Harness, batched: bool
+    ) -> None:
+        if kit.semantics is not Semantics.EXACT:
+            pytest.skip(f"semantics {kit.semantics.name}: neighbours are not kept apart")
+
+        async def handle(index: int, message: Any) -> None:
+            if index == 0:
+                await message.ack()
+
+        run = _MiddlewareRun(kit, batched)
+        handled = await run(3, handle=handle, ack_policy=AckPolicy.MANUAL)
+        assert run.deleted() == {0}
+        assert await kit.stored(handled.target) == _flat(handled.ids[1:])
+
+    @pytest.mark.parametrize("batched", [False, True], ids=["direct", "batched"])
+    async def test_the_middleware_never_deletes_what_the_handler_nacked_or_rejected(
+        self, kit: Harness, batched: bool
+    ) -> None:
+        if kit.semantics is not Semantics.EXACT:
+            pytest.skip(f"semantics {kit.semantics.name}: neighbours are not kept apart")
+
+        async def handle(index: int, message: Any) -> None:
+            if index == 0:
+                await message.nack()  # every delivery of it: it stays at the broker
+            elif index == 1:
+                await message.reject()  # the broker drops it, or dead-letters, or keeps it
+
+        run = _MiddlewareRun(kit, batched)
+        handled = await run(3, handle=handle)
+        assert run.deleted() == {2}
+        assert handled.ids[0][0] in await kit.stored(handled.target)
+
+    @pytest.mark.parametrize("batched", [False, True], ids=["direct", "batched"])
+    async def test_the_middleware_does_not_delete_again_what_the_handler_deleted(
+        self, kit: Harness, batched: bool
+    ) -> None:
+        if not _stores(kit):
+            pytest.skip("nothing stored: nothing for the middleware to delete")
+
+        async def handle(index: int, message: Any) -> None:
+            if index == 0:
+                await msgdel.delete(message, registry=kit.registry)
+
+        run = _MiddlewareRun(kit, batched)
+        handled = await run(2, handle=handle)
+        assert sorted(run.deletions_of) == [0, 1]
+        assert [len(run.deletions_of[i]) for i in (0, 1)] == [1, 1]
         assert await kit.stored(handled.target) == []
 
     # -- observers and lifecycle ---------------------------------------------------------
@@ -388,6 +446,65 @@ class AdapterConformance:
             await adapter.aclose()
             await adapter.aclose()
         assert first.outcome is second.outcome
+
+
+class _MiddlewareRun:
+    """Runs :meth:`Harness.run_app` with a ``DeleteMiddleware`` (direct or batched) and
+    records which published indexes msgdel deleted."""
+
+    def __init__(self, kit: Harness, batched: bool) -> None:
+        from msgdel.faststream import DeleteMiddleware
+
+        self.kit = kit
+        self.batcher = msgdel.Batcher(kit.registry) if batched else None
+        self.middleware = DeleteMiddleware(
+            batcher=self.batcher, registry=None if batched else kit.registry
+        )
+        self.index_of: dict[int, int] = {}  # id(message) -> its published index
+        self.deletions_of: dict[int, list[Any]] = {}  # index -> the deletions of it
+        self._held: list[Any] = []  # keeps handled messages alive, so their ids stay unique
+
+    async def __call__(
+        self, count: int, *, handle: Handle | None = None, ack_policy: AckPolicy | None = None
+    ) -> Consumed:
+        async def tracked(index: int, message: Any) -> None:
+            self.index_of[id(message)] = index
+            self._held.append(message)
+            if handle is not None:
+                await handle(index, message)
+
+        async def shutdown() -> None:
+            if self.batcher is not None:
+                await self.batcher.close()
+
+        with record_deletions(self.kit.registry) as deletions:
+            try:
+                handled = await self.kit.run_app(
+                    self.middleware,
+                    count,
+                    handle=tracked,
+                    ack_policy=ack_policy,
+                    on_shutdown=shutdown,
+                )
+            except NotImplementedError:
+                pytest.skip("the harness cannot run a FastStream app")
+            finally:
+                await shutdown()
+        for deletion in deletions:
+            index = self.index_of.get(id(deletion.message))
+            if index is not None:
+                self.deletions_of.setdefault(index, []).append(deletion)
+        return handled
+
+    def deleted(self) -> set[int]:
+        """The indexes msgdel reported as removed (or removable: DEFERRED)."""
+        return {
+            index
+            for index, deletions in self.deletions_of.items()
+            if any(
+                d.result is not None and d.result.outcome is not Outcome.SKIPPED for d in deletions
+            )
+        }
 
 
 async def _retried(kit: Harness, message: Any, attempts: int = 20) -> DeleteResult:

@@ -1,0 +1,159 @@
+"""DeleteMiddleware follows FastStream's acknowledgement decisions on Redis streams.
+
+What only Redis shows: a result that cannot be published keeps its input pending for
+redelivery, and a batched deletion opens no window in which a claiming consumer
+(``XAUTOCLAIM``, ``min_idle_time``) takes the entry again. The cases every broker shares
+(``AckPolicy.MANUAL``, nack and reject, a handler deleting its own message) are in the
+conformance kit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from typing import Any
+
+import pytest
+from faststream import AckPolicy, BaseMiddleware
+from faststream.redis import RedisBroker, StreamSub
+
+import msgdel
+from msgdel.faststream import DeleteMiddleware
+from tests.eventually import eventually
+
+_names = itertools.count()
+
+
+def fresh(prefix: str) -> str:
+    return f"{prefix}-ack-{next(_names)}"
+
+
+class FailingPublish(BaseMiddleware):
+    """Publishing to a stream named ``out-...`` fails, as an unreachable output would."""
+
+    async def publish_scope(self, call_next: Any, cmd: Any) -> Any:
+        if str(getattr(cmd, "destination", "")).startswith("out-"):
+            raise ConnectionError("the output is unreachable")
+        return await call_next(cmd)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["direct", "batched"])
+async def test_an_input_whose_result_could_not_be_published_stays_pending_for_redelivery(
+    redis_server: Any, batched: bool
+) -> None:
+    stream, out = fresh("in"), fresh("out")
+    batcher = msgdel.Batcher() if batched else None
+    broker = RedisBroker(
+        redis_server.url, middlewares=[FailingPublish, DeleteMiddleware(batcher=batcher)]
+    )
+    handled = asyncio.Event()
+
+    @broker.subscriber(
+        stream=StreamSub(stream, group="g", consumer="c", polling_interval=10),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    @broker.publisher(stream=out)
+    async def handle(body: str) -> str:
+        handled.set()
+        return body.upper()
+
+    async with broker:
+        await broker.start()
+        await broker.publish("order", stream=stream)
+        await asyncio.wait_for(handled.wait(), 10)
+        if batcher is not None:
+            await batcher.close()
+    client: Any = redis_server.client()
+    assert client.xlen(stream) == 1
+    assert client.xpending(stream, "g")["pending"] == 1
+    assert client.exists(out) == 0
+
+
+async def _handled_counts(
+    url: str, stream: str, count: int, *, leave_ack_to_batch: bool
+) -> Counter[str]:
+    """Publish ``count`` entries, consume them with a batched middleware on consumer ``c0``
+    (whose batches wait 300 ms) while consumer ``c1`` claims entries idle for 50 ms, and count
+    how often each body was handled."""
+    batcher = msgdel.Batcher(max_delay=0.3)
+    middleware = DeleteMiddleware(batcher=batcher, leave_ack_to_batch=leave_ack_to_batch)
+    broker = RedisBroker(url, middlewares=[middleware])
+    seen: Counter[str] = Counter()
+
+    @broker.subscriber(stream=StreamSub(stream, group="g", consumer="c0", polling_interval=10))
+    async def read(body: str) -> None:
+        seen[body] += 1
+
+    @broker.subscriber(
+        stream=StreamSub(stream, group="g", consumer="c1", min_idle_time=50, polling_interval=10)
+    )
+    async def claim(body: str) -> None:
+        seen[body] += 1
+
+    async with broker:
+        await broker.start()
+        for i in range(count):
+            await broker.publish(f"m{i}", stream=stream)
+        await eventually(lambda: len(seen), count)
+        await asyncio.sleep(0.6)  # two batch delays: the window, if there is one, has opened
+        await batcher.close()
+    return seen
+
+
+async def test_a_batched_deletion_leaves_no_window_for_a_claiming_consumer(
+    redis_server: Any,
+) -> None:
+    stream = fresh("claimed")
+    seen = await _handled_counts(redis_server.url, stream, 20, leave_ack_to_batch=False)
+    assert set(seen.values()) == {1}
+    client: Any = redis_server.client()
+    assert await eventually(lambda: client.xlen(stream), 0) == 0
+    assert client.xpending(stream, "g")["pending"] == 0
+
+
+async def test_leaving_the_acknowledgement_to_the_batch_is_what_opens_that_window(
+    redis_server: Any,
+) -> None:
+    """Why it is off by default: entries wait unacknowledged for their batch, and the
+    claiming consumer handles them a second time."""
+    stream = fresh("opted")
+    seen = await _handled_counts(redis_server.url, stream, 20, leave_ack_to_batch=True)
+    assert max(seen.values()) >= 2
+    client: Any = redis_server.client()
+    assert await eventually(lambda: client.xlen(stream), 0) == 0
+
+
+async def test_leave_ack_to_batch_is_not_applied_to_a_subscriber_that_claims(
+    redis_server: Any,
+) -> None:
+    stream = fresh("claimer")
+    client: Any = redis_server.client()
+    client.xgroup_create(stream, "g", id="0", mkstream=True)
+    client.xadd(stream, {"__data__": b"stale"})
+    client.xreadgroup("g", "gone", {stream: ">"})  # a consumer that died holding it
+    client.config_resetstat()
+    batcher = msgdel.Batcher()
+    broker = RedisBroker(
+        redis_server.url, middlewares=[DeleteMiddleware(batcher=batcher, leave_ack_to_batch=True)]
+    )
+    handled = asyncio.Event()
+
+    @broker.subscriber(
+        stream=StreamSub(stream, group="g", consumer="c1", min_idle_time=1, polling_interval=10)
+    )
+    async def claim(body: str) -> None:
+        handled.set()
+
+    async with broker:
+        await broker.start()
+        await asyncio.wait_for(handled.wait(), 10)
+        await batcher.close()
+    assert client.info("commandstats")["cmdstat_xack"]["calls"] >= 1  # FastStream's own XACK
+    assert client.xlen(stream) == 0
+    assert client.xpending(stream, "g")["pending"] == 0
+
+
+def test_leave_ack_to_batch_needs_a_batcher() -> None:
+    with pytest.raises(ValueError, match="needs a batcher"):
+        DeleteMiddleware(leave_ack_to_batch=True)
