@@ -6,12 +6,24 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-_URL_SECRET = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/?#]*@")
+"""A URL's ``user:password@``, up to the *last* ``@`` before its path: a raw ``@`` in a
+password must not leave the rest of the password behind."""
+_SECRET_KEYS = r"(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key|credentials)"
+_QUOTED_SECRET = re.compile(
+    rf"(?i)(?P<key>\b\w*{_SECRET_KEYS}\w*['\"]?\s*[=:]\s*)(?P<q>['\"])(?:(?!(?P=q)).)*(?P=q)"
+)
+_BARE_SECRET = re.compile(rf"(?i)(?P<key>\b\w*{_SECRET_KEYS}\w*\s*=\s*)[^\s'\"&,;)\]}}]+")
+"""``password=...``, ``token: '...'`` and the like: query strings and client reprs."""
 
 
 def redact(text: str) -> str:
-    """Replace the user-info part of every URL in ``text`` (``user:password@``) by ``***@``."""
-    return _URL_SECRET.sub(r"\g<scheme>***@", text)
+    """``text`` without secrets: the user-info of every URL (``user:password@``) and every
+    value of a password, token, secret or key (``password=...``, ``token='...'``) become
+    ``***``."""
+    text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
+    text = _QUOTED_SECRET.sub(r"\g<key>\g<q>***\g<q>", text)
+    return _BARE_SECRET.sub(r"\g<key>***", text)
 
 
 class MsgdelError(Exception):
@@ -41,6 +53,12 @@ class AdapterNotFound(MsgdelError, LookupError):
                 "faststream.redis.annotations) and pass that, or use "
                 "msgdel.faststream.DeleteMiddleware"
             )
+        elif message_type.__module__.split(".")[0] in _CLIENT_PACKAGES:
+            advice = (
+                f"{message_type.__name__} is the broker client's own message, not FastStream's: "
+                "pass the FastStream message object that wraps it (declare `msg: NatsMessage`, "
+                "`msg: RabbitMessage`, ... from faststream.<broker>.annotations in the handler)"
+            )
         else:
             advice = f"Register one with msgdel.register({message_type.__name__}, adapter)"
         super().__init__(
@@ -52,6 +70,11 @@ class AdapterNotFound(MsgdelError, LookupError):
 _BODY_TYPES = frozenset({bytes, bytearray, memoryview, str, dict, list, tuple, int, float, bool,
                          type(None)})  # fmt: skip
 """Types FastStream decodes message bodies into; what a handler has when it lacks the message."""
+
+_CLIENT_PACKAGES = frozenset(
+    {"nats", "aio_pika", "aiormq", "aiokafka", "confluent_kafka", "cimpl", "redis", "zmqtt"}
+)
+"""Top-level packages of the broker clients: their message objects are the raw ones."""
 
 
 class NotDeletable(MsgdelError, ValueError):
