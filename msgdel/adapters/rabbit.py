@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from faststream.message import AckStatus, StreamMessage
 
 from msgdel.compat import clear_settled, is_nacked, is_settled, is_test_double, mark_settled
-from msgdel.errors import DeletionFailed, NotDeletable, UnsupportedDeletion
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 from msgdel.features import Features
 from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
@@ -34,8 +35,13 @@ __all__ = ["RabbitAdapter"]
 
 BROKER = "rabbit"
 STREAM_OFFSET_HEADER = "x-stream-offset"
+QUEUE_TYPE_ARGUMENT = "x-queue-type"
+STREAM_QUEUE_TYPE = "stream"
 LEDGER_LIMIT = 100_000
 """Most out-of-order settled tags remembered per channel before its ledger starts over."""
+
+_SETTLE_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError)
+"""What settling raises when the channel or the connection is gone."""
 
 _CLOSED_CHANNEL = (
     "the channel this message was delivered on is closed, so its delivery can no longer be "
@@ -75,13 +81,18 @@ class RabbitAdapter(BaseAdapter):
 
     Outcomes: ``DELETED`` when this call settled the delivery; ``ALREADY_GONE`` when it was
     settled before (acked, rejected, consumed without acknowledgement); ``SKIPPED`` for
-    messages of FastStream's in-memory ``TestRabbitBroker``. Errors: ``NotDeletable`` for a
-    delivery nacked with requeue (the broker holds a new delivery now);
-    ``UnsupportedDeletion`` for stream queues; ``DeletionFailed`` (not retryable) when the
-    delivery's channel is closed.
+    messages of FastStream's in-memory ``TestRabbitBroker``. Errors, each for its own
+    message of a batch: ``NotDeletable`` for a delivery nacked with requeue (the broker holds
+    a new delivery now) and for a message no broker delivered; ``UnsupportedDeletion`` for
+    stream queues (the queue type the subscriber declared); ``DeletionFailed`` (not
+    retryable) when the delivery's channel is closed.
     """
 
-    features = Features(BROKER, Semantics.EXACT)
+    features = Features(BROKER, Semantics.EXACT, coalesces=False)
+    """``coalesces=False``: a batch's deliveries that follow the channel's settled tags
+    without a gap are settled with one ``multiple=True`` frame, any other delivery with a
+    frame of its own (a frame that settled more would settle deliveries not asked for).
+    Settling frames get no answer from the broker, so they are frames, not round trips."""
 
     def __init__(self, dead_letter: bool = False) -> None:
         self.dead_letter = dead_letter
@@ -90,50 +101,43 @@ class RabbitAdapter(BaseAdapter):
     def __repr__(self) -> str:
         return f"RabbitAdapter(dead_letter={self.dead_letter})"
 
-    # -- one message -----------------------------------------------------------------------
-    async def delete(self, message: RabbitMessage, /) -> DeleteResult:
-        """Settle ``message``'s delivery (ack, or reject without requeue) and say what happened.
-
-        Nothing is sent when the result is ``ALREADY_GONE`` or ``SKIPPED`` or when an error is
-        raised before settling.
-        """
-        raw = message.raw_message
-        early = self._check(message)
-        if early is not None:
-            return early
-        try:
-            if self.dead_letter:
-                await message.reject(requeue=False)
-            else:
-                await message.ack()
-        except (AMQPError, ChannelInvalidStateError, ConnectionError) as exc:
-            clear_settled(message)
-            raise _failed(raw, exc) from exc
-        self._ledger(raw).record([_tag(message)])
-        return self._result(message, Outcome.DELETED, removed=1)
-
     # -- a batch ---------------------------------------------------------------------------
-    async def delete_many(self, messages: Sequence[RabbitMessage], /) -> list[DeleteResult]:
-        """Settle every message's delivery; results in input order.
+    async def delete_many(
+        self, messages: Sequence[RabbitMessage], /
+    ) -> list[DeleteResult | MsgdelError]:
+        """Settle every message's delivery: one result or error per message, in input order.
 
-        Every message is checked before anything is sent, so a message that cannot be
-        deleted (nacked with requeue, stream queue, closed channel) raises before any
-        delivery is settled. Per channel, a run of deliveries whose tags follow the last tag
-        known settled is settled with one ``multiple=True`` frame; the rest one by one.
+        A message that cannot be deleted (no delivery behind it, nacked with requeue, from a
+        stream queue, its channel closed) gets its own error and is not settled; the others
+        still are. Per channel, a run of deliveries whose tags follow the last tag known
+        settled is settled with one ``multiple=True`` frame, the rest one frame each, so no
+        frame ever settles a delivery the batch was not given. When a channel fails while
+        settling, its deliveries not settled yet get the error; other channels go on.
         """
-        results: list[DeleteResult | None] = [None] * len(messages)
+        outcomes: list[DeleteResult | MsgdelError | None] = [None] * len(messages)
         pending: dict[int, list[int]] = {}  # id(channel) -> indexes of messages to settle
         channels: dict[int, Any] = {}
-        seen: set[int] = set()
+        first: dict[int, int] = {}  # id(delivery) -> index of its first occurrence
+        repeats: list[tuple[int, int]] = []
         for index, message in enumerate(messages):
-            raw = message.raw_message
-            if id(raw) in seen:  # the same delivery twice: the first settles it
-                results[index] = self._result(message, Outcome.ALREADY_GONE)
+            raw = getattr(message, "raw_message", None)
+            if not isinstance(raw, AbstractIncomingMessage):
+                outcomes[index] = NotDeletable(
+                    f"this {type(message).__name__} holds no RabbitMQ delivery (no broker "
+                    "delivered it): only a delivered message can be settled"
+                )
                 continue
-            seen.add(id(raw))
-            early = self._check(message)
+            if id(raw) in first:  # the same delivery twice: the first settles it
+                repeats.append((index, first[id(raw)]))
+                continue
+            first[id(raw)] = index
+            try:
+                early = self._check(message)
+            except MsgdelError as exc:
+                outcomes[index] = exc
+                continue
             if early is not None:
-                results[index] = early
+                outcomes[index] = early
                 continue
             channel = _channel_of(raw)
             channels[id(channel)] = channel
@@ -141,46 +145,69 @@ class RabbitAdapter(BaseAdapter):
 
         names: dict[tuple[int, str | None, str | None, str | None], str] = {}
         for key, indexes in pending.items():
-            await self._settle_channel(channels[key], [messages[i] for i in indexes])
-            for i in indexes:
-                results[i] = self._result(messages[i], Outcome.DELETED, removed=1, names=names)
-        return [r for r in results if r is not None]
+            settled = await self._settle_channel(channels[key], [messages[i] for i in indexes])
+            for i, error in zip(indexes, settled, strict=True):
+                outcomes[i] = error or self._result(messages[i], Outcome.DELETED, 1, names)
+        for index, earlier in repeats:
+            done = outcomes[earlier]
+            if isinstance(done, DeleteResult):
+                skipped = done.outcome is Outcome.SKIPPED
+                done = self._result(
+                    messages[index], Outcome.SKIPPED if skipped else Outcome.ALREADY_GONE
+                )
+            outcomes[index] = done
+        return [o for o in outcomes if o is not None]
 
-    async def _settle_channel(self, channel: Any, batch: list[RabbitMessage]) -> None:
+    async def _settle_channel(
+        self, channel: Any, batch: list[RabbitMessage]
+    ) -> list[DeletionFailed | None]:
+        """Settle ``batch`` (deliveries of ``channel``): per message, None once its frame was
+        sent, else the error that kept it unsettled; in ``batch`` order."""
         ledger = self._ledger_for(channel)
-        batch = sorted(batch, key=_tag)
+        order = sorted(range(len(batch)), key=lambda i: _tag(batch[i]))
+        errors: list[DeletionFailed | None] = [None] * len(batch)
         # The run: the lowest tags of the batch that, together with tags already known
         # settled, follow the ledger's floor without a gap. Acking the run's last tag with
         # multiple=True then settles exactly the run: nothing outstanding lies below it.
         run, tag = 0, ledger.floor + 1
-        while run < len(batch):
-            if _tag(batch[run]) == tag:
+        while run < len(order):
+            if _tag(batch[order[run]]) == tag:
                 run += 1
             elif tag not in ledger.above:
                 break
             tag += 1
+        if run < 2:
+            run = 0
         try:
-            if run > 1:
-                last = batch[run - 1].raw_message
+            if run:
+                last = batch[order[run - 1]].raw_message
                 if self.dead_letter:
                     await last.nack(multiple=True, requeue=False)
                 else:
                     await last.ack(multiple=True)
-                status = AckStatus.REJECTED if self.dead_letter else AckStatus.ACKED
-                for message in batch[:run]:
-                    _mark_settled(message, status)
-                ledger.record([_tag(m) for m in batch[:run]])
-                rest = batch[run:]
-            else:
-                rest = batch
-            for message in rest:
-                if self.dead_letter:
-                    await message.reject(requeue=False)
+        except _SETTLE_ERRORS as exc:
+            return [_failed(m.raw_message, exc) for m in batch]
+        status = AckStatus.REJECTED if self.dead_letter else AckStatus.ACKED
+        for i in order[:run]:
+            _mark_settled(batch[i], status)
+        ledger.record([_tag(batch[i]) for i in order[:run]])
+        failure: BaseException | None = None
+        for i in order[run:]:
+            message = batch[i]
+            if failure is None:
+                try:
+                    if self.dead_letter:
+                        await message.reject(requeue=False)
+                    else:
+                        await message.ack()
+                except _SETTLE_ERRORS as exc:
+                    clear_settled(message)  # FastStream marked it before sending
+                    failure = exc
                 else:
-                    await message.ack()
-                ledger.record([_tag(message)])
-        except (AMQPError, ChannelInvalidStateError, ConnectionError) as exc:
-            raise _failed(batch[0].raw_message, exc) from exc
+                    ledger.record([_tag(message)])
+                    continue
+            errors[i] = _failed(message.raw_message, failure)
+        return errors
 
     # -- shared ------------------------------------------------------------------------------
     def _check(self, message: RabbitMessage) -> DeleteResult | None:
@@ -188,7 +215,7 @@ class RabbitAdapter(BaseAdapter):
         raw = message.raw_message
         if is_test_double(raw):
             return self._result(message, Outcome.SKIPPED)
-        if STREAM_OFFSET_HEADER in (raw.headers or {}):
+        if _from_stream(raw):
             raise UnsupportedDeletion(
                 f"message {raw.delivery_tag} of queue {_queue_name(raw)!r} comes from a stream "
                 "queue (x-queue-type: stream): streams never delete single messages, they only "
@@ -263,7 +290,7 @@ def _mark_settled(message: StreamMessage[Any], status: AckStatus) -> None:
         raw._IncomingMessage__processed = True
 
 
-def _channel_of(raw: IncomingMessage) -> Any:
+def _channel_of(raw: AbstractIncomingMessage) -> Any:
     """The aiormq channel the delivery came on, even when it is closed."""
     return getattr(raw, "_IncomingMessage__channel", None)
 
@@ -285,6 +312,25 @@ def _queue_name(raw: IncomingMessage) -> str:
     if not raw.exchange:
         return raw.routing_key or ""
     return f"{raw.exchange}/{raw.routing_key or ''}"
+
+
+def _from_stream(raw: IncomingMessage) -> bool:
+    """Whether the delivery came from a stream queue.
+
+    The queue type the FastStream subscriber declared decides (``x-queue-type``: RabbitMQ
+    refuses a declaration whose type differs from the queue's, so a declared type is the
+    queue's). A header the publisher set cannot make a classic or quorum queue's message
+    undeletable. Only when no declared type is known (a consumer that is not a FastStream
+    subscriber, or a subscriber that connects to an existing queue with ``declare=False``)
+    does the ``x-stream-offset`` header RabbitMQ puts on every stream delivery decide.
+    """
+    queue = getattr(_consumer_owner(raw), "queue", None)
+    arguments = getattr(queue, "arguments", None)
+    if getattr(queue, "declare", False) and isinstance(arguments, Mapping):
+        declared = arguments.get(QUEUE_TYPE_ARGUMENT)
+        if declared is not None:
+            return bool(declared == STREAM_QUEUE_TYPE)
+    return STREAM_OFFSET_HEADER in (raw.headers or {})
 
 
 def _consumer_owner(raw: IncomingMessage) -> Any:

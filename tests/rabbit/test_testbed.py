@@ -6,23 +6,9 @@ import asyncio
 import uuid
 from typing import Any
 
-import aio_pika
-import pytest
 from faststream.rabbit import RabbitBroker, RabbitQueue
 
-pytestmark = pytest.mark.rabbit
-
-
-async def queue_depth(url: str, queue: str) -> int:
-    """Messages ready in ``queue``, read with a passive declare on a separate connection."""
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        count = declared.declaration_result.message_count
-        return int(count) if count is not None else 0
-    finally:
-        await connection.close()
+from tests.rabbit.harness import queue_depth
 
 
 async def consume(url: str, queue: RabbitQueue, count: int, publish: list[str]) -> list[str]:
