@@ -23,11 +23,15 @@ class Handling:
     """The message a FastStream handler is handling, and whether the handler asked msgdel to
     delete it itself (so the middleware does not delete it twice)."""
 
-    __slots__ = ("message", "requested")
+    __slots__ = ("message", "refused", "requested")
 
     def __init__(self, message: Any) -> None:
         self.message = message
         self.requested = False
+        self.refused = False  # the handler nacked or rejected it
+
+    def refuse(self) -> None:
+        self.refused = True
 
 
 handling: contextvars.ContextVar[Handling | None] = contextvars.ContextVar(

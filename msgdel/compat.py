@@ -8,6 +8,7 @@ the acknowledgement status of a message, and the 0.6 Redis binding.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from typing import Any
 
 from faststream import AckPolicy
@@ -74,6 +75,28 @@ def is_nacked(message: Any) -> bool:
 def is_refused(message: Any) -> bool:
     """Whether ``message`` was nacked or rejected: settled as *not* done."""
     return getattr(message, "committed", None) in (AckStatus.NACKED, AckStatus.REJECTED)
+
+
+def watch_refusal(message: Any, refused: Callable[[], None]) -> None:
+    """Call ``refused()`` when the handler nacks or rejects ``message``.
+
+    Not every broker's message records a nack or a reject in ``committed`` (FastStream's
+    MQTT ``nack()`` does nothing, its ``reject()`` acknowledges), so the handler's explicit
+    decision is observed where it is made: on the message's own ``nack`` and ``reject``.
+    """
+    for name in ("nack", "reject"):
+        settle = getattr(message, name, None)
+        if settle is None:
+            continue
+
+        async def watched(*args: Any, _settle: Any = settle, **kwargs: Any) -> Any:
+            refused()
+            return await _settle(*args, **kwargs)
+
+        try:
+            setattr(message, name, watched)
+        except (AttributeError, TypeError):  # a message class with slots: committed tells
+            return
 
 
 def is_handler_delivery(message: Any, context: Any) -> bool:

@@ -36,6 +36,7 @@ from msgdel.compat import (
     manual_ack,
     mark_settled,
     running_subscriber,
+    watch_refusal,
 )
 from msgdel.errors import MsgdelError, NotDeletable, UnsupportedDeletion
 from msgdel.registry import Registry
@@ -140,7 +141,7 @@ class DeleteMiddleware:
         """Whether the handled message is to be deleted, after the handler (and FastStream's
         publishing of its result) ended with ``error``."""
         message = handling.message
-        if handling.requested or is_refused(message):
+        if handling.requested or handling.refused or is_refused(message):
             return False  # deleted by the handler itself; or nacked/rejected: to be redelivered
         if manual_ack(subscriber) and not is_acknowledged(message):
             return False  # AckPolicy.MANUAL: only what the handler acknowledged is done
@@ -201,6 +202,7 @@ class _DeleteScope(BaseMiddleware):  # type: ignore[misc]
         if not is_handler_delivery(msg, context):  # get_one() or async for: not ours
             return await call_next(msg)
         self._handling = handling = _dispatch.Handling(msg)
+        watch_refusal(msg, handling.refuse)
         self._subscriber = running_subscriber(context)
         token = _dispatch.handling.set(handling)
         try:

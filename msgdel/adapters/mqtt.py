@@ -9,13 +9,14 @@ FastStream's in-memory ``TestMQTTBroker`` give ``SKIPPED``.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import zmqtt
 
 from msgdel.compat import handler_config, is_test_double
-from msgdel.errors import DeletionFailed, UnsupportedDeletion
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 from msgdel.features import Features
 from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
@@ -26,6 +27,18 @@ __all__ = ["MQTTAdapter"]
 BROKER = "mqtt"
 DEFAULT_CONCURRENCY = 100
 
+Clear = asyncio.Future["DeletionFailed | None"]
+"""A clearing publish: it resolves to None once the broker confirmed it, else to its error."""
+
+_cleared: weakref.WeakKeyDictionary[Any, Clear] = weakref.WeakKeyDictionary()
+"""The consumed messages whose retained message this process has cleared, or is clearing:
+the future of that clearing publish (None once the broker confirmed it, else its error).
+
+The broker cannot tell whether a topic still retains the message, so this memory is what
+keeps a second delete of the same message from clearing the topic again (and so from
+reporting ``DELETED`` twice, or removing a newer retained message). Failed clears are
+forgotten: deleting again retries them."""
+
 
 class MQTTAdapter(BaseAdapter):
     """Clears the retained slot of the topic a consumed retained ``MQTTMessage`` came from.
@@ -33,6 +46,10 @@ class MQTTAdapter(BaseAdapter):
     ``connection`` may be a FastStream ``MQTTBroker`` or a connected zmqtt client. Without
     one, the adapter publishes through the broker of the FastStream handler that is running.
     ``qos`` is the QoS of the clearing publish (default 1: the broker confirms it).
+
+    MQTT messages have no broker id: a result's ``target`` is the topic and its ``ids`` are
+    ``(topic,)``, the address of the retained slot. Deleting a message this process already
+    cleared gives ``ALREADY_GONE`` and sends nothing.
 
     The broker keeps one retained message per topic and cannot compare versions: if a newer
     retained message replaced the consumed one, clearing removes the newer one.
@@ -56,63 +73,133 @@ class MQTTAdapter(BaseAdapter):
     def __repr__(self) -> str:
         return f"MQTTAdapter(qos={int(self.qos)})"
 
-    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
+    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
         """Clear each retained topic once, however many of its messages are given.
 
-        Results come in input order; topics are cleared concurrently under ``concurrency``.
+        One entry per message, in input order; topics are cleared concurrently under
+        ``concurrency``. A message that is not a delivered MQTT message gets ``NotDeletable``;
+        a clear that fails (or a broker that is not connected) fails only the messages that
+        needed it: live messages and ones already cleared still get their results.
         """
-        raws: list[zmqtt.Message] = [m.raw_message for m in messages]
-        if not raws:
-            return []
-        client = self._client()
-        if client is None:
-            return [self._result(r, Outcome.SKIPPED) for r in raws]
-        topics = list(dict.fromkeys(r.topic for r in raws if r.retain))
-        limit = asyncio.Semaphore(self.concurrency)
+        outcomes: list[DeleteResult | MsgdelError | None] = [None] * len(messages)
+        raws: list[Any] = []
+        for index, message in enumerate(messages):
+            raw = getattr(message, "raw_message", None)
+            if not isinstance(raw, zmqtt.Message):
+                outcomes[index] = NotDeletable(
+                    f"this {type(message).__name__} holds no delivered MQTT message "
+                    "(raw_message); only a message an MQTT broker delivered can be deleted"
+                )
+            raws.append(raw)
+        try:
+            client, unreachable = self._client(), None
+        except MsgdelError as exc:
+            client, unreachable = None, exc
 
-        async def clear(topic: str) -> None:
-            async with limit:
-                await self._clear(client, topic)
-
-        if topics:
-            await asyncio.gather(*(clear(t) for t in topics))
-        results: list[DeleteResult] = []
-        cleared: set[str] = set()
-        for raw in raws:
-            if not raw.retain:
-                results.append(self._result(raw, Outcome.NOTHING_STORED, Semantics.NOT_STORED))
-            elif raw.topic in cleared:
-                results.append(self._result(raw, Outcome.ALREADY_GONE))
+        # Which messages need a clearing publish now, one per topic in first-seen order.
+        clears: dict[str, Clear] = {}
+        owners: dict[int, Clear] = {}  # index -> its clear
+        earlier: dict[int, Clear] = {}  # this very message: cleared, or being cleared
+        loop = asyncio.get_running_loop()
+        for index, message in enumerate(messages):
+            if outcomes[index] is not None:
+                continue
+            raw = raws[index]
+            if client is None and unreachable is None:  # FastStream's in-memory test broker
+                outcomes[index] = self._result(raw, Outcome.SKIPPED)
+            elif not raw.retain:
+                outcomes[index] = self._result(raw, Outcome.NOTHING_STORED)
+            elif (prior := _usable(_cleared.get(message), loop)) is not None:
+                earlier[index] = prior
+            elif unreachable is not None:
+                outcomes[index] = unreachable
             else:
-                cleared.add(raw.topic)
-                results.append(self._result(raw, Outcome.DELETED, removed=1))
-        return results
+                pending = clears.get(raw.topic)
+                if pending is None:
+                    pending = clears[raw.topic] = loop.create_future()
+                owners[index] = _cleared[message] = pending
 
-    def _result(
-        self,
-        raw: zmqtt.Message,
-        outcome: Outcome,
-        semantics: Semantics = Semantics.EXACT,
-        removed: int = 0,
-    ) -> DeleteResult:
-        return DeleteResult(BROKER, raw.topic, [], semantics, outcome, removed)
+        if clears:
+            limit = asyncio.Semaphore(self.concurrency)
 
-    async def _clear(self, client: Any, topic: str) -> None:
+            async def clear(topic: str, done: Clear) -> None:
+                async with limit:
+                    error = await self._clear(client, topic)
+                if not done.done():
+                    done.set_result(error)
+
+            try:
+                await asyncio.gather(*(clear(t, f) for t, f in clears.items()))
+            finally:
+                self._settle(messages, owners, clears)
+
+        first: set[str] = set()
+        for index, done in owners.items():
+            raw = raws[index]
+            error = done.result()
+            if error is not None:
+                outcomes[index] = error
+            elif raw.topic in first:  # a later message of a topic this call cleared
+                outcomes[index] = self._result(raw, Outcome.ALREADY_GONE)
+            else:
+                first.add(raw.topic)
+                outcomes[index] = self._result(raw, Outcome.DELETED, removed=1)
+        for index, prior in earlier.items():
+            error = await asyncio.shield(prior)
+            gone = self._result(raws[index], Outcome.ALREADY_GONE)
+            outcomes[index] = gone if error is None else error
+        return cast("list[DeleteResult | MsgdelError]", outcomes)  # every entry is set
+
+    @staticmethod
+    def _settle(
+        messages: Sequence[Any],
+        owners: dict[int, Clear],
+        clears: dict[str, Clear],
+    ) -> None:
+        """Resolve every clear of this call (also when it was cancelled) and forget the
+        messages whose clear failed, so that deleting them again retries."""
+        for topic, done in clears.items():
+            if not done.done():
+                done.set_result(
+                    DeletionFailed(
+                        f"clearing the retained message of {topic!r} was cancelled; whether "
+                        "the broker cleared it is unknown: deleting again is safe",
+                        retryable=True,
+                    )
+                )
+        for index, done in owners.items():
+            if done.result() is not None and _cleared.get(messages[index]) is done:
+                del _cleared[messages[index]]
+
+    def _result(self, raw: zmqtt.Message, outcome: Outcome, removed: int = 0) -> DeleteResult:
+        semantics = Semantics.EXACT if raw.retain else Semantics.NOT_STORED
+        return DeleteResult(BROKER, raw.topic, (raw.topic,), semantics, outcome, removed)
+
+    async def _clear(self, client: Any, topic: str) -> DeletionFailed | None:
+        """Publish the empty retained message to ``topic``: None, or why it failed."""
         try:
             await client.publish(topic, b"", qos=self.qos, retain=True)
         except zmqtt.MQTTDisconnectedError as exc:
-            raise DeletionFailed(
+            return DeletionFailed(
                 f"could not clear the retained message of {topic!r}: the MQTT connection is "
                 "down; the retained message is still stored. Retry once it reconnects.",
                 retryable=True,
                 cause=exc,
-            ) from exc
+            )
         except (zmqtt.MQTTError, OSError, asyncio.TimeoutError) as exc:
-            raise DeletionFailed(
+            return DeletionFailed(
                 f"could not clear the retained message of {topic!r}: {exc!r}",
                 retryable=isinstance(exc, zmqtt.MQTTTimeoutError | asyncio.TimeoutError),
                 cause=exc,
-            ) from exc
+            )
+        except Exception as exc:
+            return DeletionFailed(
+                f"could not clear the retained message of {topic!r}: {exc!r}; whether the "
+                "broker cleared it is unknown",
+                retryable=False,
+                cause=exc,
+            )
+        return None
 
     def _client(self) -> Any | None:
         """The zmqtt client to publish with; ``None`` under FastStream's test broker."""
@@ -136,3 +223,12 @@ class MQTTAdapter(BaseAdapter):
                 "msgdel.register(MQTTMessage, MQTTAdapter(broker), replace=True)"
             )
         return source
+
+
+def _usable(clear: Clear | None, loop: asyncio.AbstractEventLoop) -> Clear | None:
+    """An earlier clear of a message, if it succeeded or is still running on this loop."""
+    if clear is None:
+        return None
+    if clear.done():
+        return clear if clear.result() is None else None
+    return clear if clear.get_loop() is loop else None

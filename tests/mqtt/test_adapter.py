@@ -1,163 +1,126 @@
-"""MQTT adapter against the test bed's Mosquitto: a new subscriber tells what is retained."""
+"""MQTT adapter specs beyond the conformance kit, on the test bed's Mosquitto: what one
+retained slot per topic means for batches, repeats, live messages and failures."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
 
 import pytest
 
 pytest.importorskip("faststream.mqtt", reason="FastStream 0.6 has no MQTT support")
 
-from faststream import Context
-from faststream.mqtt import MQTTBroker, TestMQTTBroker
-
 import msgdel
 from msgdel.adapters.mqtt import MQTTAdapter
-from tests.mqtt.helpers import QOS1, retain, retained
+from tests.mqtt.harness import LiveHarness, RetainedHarness, fresh_prefix, topics_under
+from tests.mqtt.helpers import retain, retained
 
-pytestmark = pytest.mark.mqtt
-
-Message = Annotated[Any, Context("message")]
-
-
-def _topic(prefix: str) -> str:
-    return f"msgdel/{prefix}/{uuid.uuid4().hex[:8]}"
+Outcome = msgdel.Outcome
+SYS_VERSION = "$SYS/broker/version"
+"""A topic Mosquitto retains a message on itself and refuses clients' publishes to."""
 
 
-@asynccontextmanager
-async def consumed(
-    url: str,
-    topic: str,
-    expect: int,
-    on_message: Callable[[Any], Awaitable[None]] | None = None,
-    publish: Callable[[MQTTBroker], Awaitable[None]] | None = None,
-) -> AsyncIterator[tuple[MQTTBroker, list[Any]]]:
-    """Subscribe to ``topic`` with FastStream and yield once ``expect`` messages arrived."""
-    broker = MQTTBroker(url)
-    got: list[Any] = []
-    done = asyncio.Event()
-
-    @broker.subscriber(topic, qos=QOS1)
-    async def handle(message: Message) -> None:
-        got.append(message)
-        if on_message is not None:
-            await on_message(message)
-        if len(got) >= expect:
-            done.set()
-
-    async with broker:
-        await broker.start()
-        if publish is not None:
-            await publish(broker)
-        await asyncio.wait_for(done.wait(), 10)
-        yield broker, got
-
-
-async def test_a_consumed_retained_message_is_cleared_for_new_subscribers(
-    mosquitto_server: Any,
+async def test_delete_many_clears_each_topic_once_however_many_of_its_messages_are_given(
+    retained_messages: RetainedHarness,
 ) -> None:
-    topic, neighbour = _topic("retained"), _topic("neighbour")
-    await retain(mosquitto_server.port, topic, b"config-v1")
-    await retain(mosquitto_server.port, neighbour, b"other")
-    results: list[msgdel.DeleteResult] = []
+    harness = retained_messages
+    async with harness.consumed(3) as got:
+        first, second, _ = got.messages
+        results = await msgdel.delete_many([first, second, first], registry=harness.registry)
+        sent = await harness.requests(got.target)
 
-    async def delete(message: Any) -> None:
-        results.append(await msgdel.delete(message))  # the default adapter, inside the handler
-
-    async with consumed(mosquitto_server.url, topic, 1, on_message=delete):
-        pass
-
-    assert results == [
-        msgdel.DeleteResult("mqtt", topic, [], msgdel.Semantics.EXACT, msgdel.Outcome.DELETED, 1)
+    assert [(r.target, r.outcome, r.removed) for r in results] == [
+        (got.ids[0][0], Outcome.DELETED, 1),
+        (got.ids[1][0], Outcome.DELETED, 1),
+        (got.ids[0][0], Outcome.ALREADY_GONE, 0),
     ]
-    assert await retained(mosquitto_server.port, topic) is None
-    assert await retained(mosquitto_server.port, neighbour) == b"other"
+    assert sent == 2
+    assert await harness.stored(got.target) == list(got.ids[2])
 
 
-async def test_a_live_message_was_never_stored_and_the_retained_one_stays(
-    mosquitto_server: Any,
+async def test_two_deletes_of_one_message_at_once_clear_it_once_and_report_one_deletion(
+    retained_messages: RetainedHarness,
 ) -> None:
-    topic = _topic("live")
-    await retain(mosquitto_server.port, topic, b"keep")
+    harness = retained_messages
+    async with harness.consumed(2) as got:
+        both = await asyncio.gather(
+            *(msgdel.delete(got.messages[0], registry=harness.registry) for _ in range(2))
+        )
+        sent = await harness.requests(got.target)
 
-    async def publish(broker: MQTTBroker) -> None:
-        await broker.publish("live", topic, qos=QOS1)
-
-    async with consumed(mosquitto_server.url, topic, 2, publish=publish) as (broker, got):
-        live = next(m for m in got if m.body == b"live")
-        result = await MQTTAdapter(broker).delete(live)
-
-    assert result.semantics is msgdel.Semantics.NOT_STORED
-    assert result.outcome is msgdel.Outcome.NOTHING_STORED
-    assert await retained(mosquitto_server.port, topic) == b"keep"
+    assert sorted(r.outcome.name for r in both) == ["ALREADY_GONE", "DELETED"]
+    assert sent == 1
+    assert await harness.stored(got.target) == list(got.ids[1])
 
 
-async def test_delete_many_clears_each_topic_once_in_input_order(mosquitto_server: Any) -> None:
-    base = _topic("many")
-    topics = [f"{base}/a", f"{base}/b", f"{base}/c"]
-    for t in topics:
-        await retain(mosquitto_server.port, t, t.encode())
-
-    async with consumed(mosquitto_server.url, f"{base}/#", 3) as (broker, got):
-        chosen = [m for m in got if not m.raw_message.topic.endswith("/c")]
-        results = await MQTTAdapter(broker).delete_many([*chosen, chosen[0]])
-
-    assert [r.target for r in results] == [m.raw_message.topic for m in [*chosen, chosen[0]]]
-    assert [r.outcome for r in results] == [
-        msgdel.Outcome.DELETED,
-        msgdel.Outcome.DELETED,
-        msgdel.Outcome.ALREADY_GONE,
-    ]
-    assert [await retained(mosquitto_server.port, t) for t in topics] == [
-        None,
-        None,
-        topics[2].encode(),
-    ]
-
-
-async def test_without_a_broker_outside_handlers_it_says_how_to_register(
-    mosquitto_server: Any,
+async def test_a_live_message_leaves_the_retained_message_of_its_topic(
+    live_messages: LiveHarness,
 ) -> None:
-    topic = _topic("unbound")
-    await retain(mosquitto_server.port, topic, b"v")
-    async with consumed(mosquitto_server.url, topic, 1) as (_, got):
+    harness, port = live_messages, live_messages.server.port
+    prefix = fresh_prefix()
+    topics = topics_under(prefix, 2)
+    await retain(port, {t: b"keep" for t in topics})
+    await harness.watch(prefix)
+    async with harness.consume(topics, [f"{prefix}/#"]) as (live, _):
+        results = await msgdel.delete_many(live, registry=harness.registry)
+        sent = await harness.requests(prefix)
+
+    assert [(r.target, r.semantics, r.outcome) for r in results] == [
+        (t, msgdel.Semantics.NOT_STORED, Outcome.NOTHING_STORED) for t in topics
+    ]
+    assert sent == 0
+    assert await retained(port, f"{prefix}/#") == {t: b"keep" for t in topics}
+
+
+async def test_a_topic_the_broker_refuses_to_clear_fails_alone(
+    retained_messages: RetainedHarness,
+) -> None:
+    harness = retained_messages
+    prefix = fresh_prefix()
+    topics = topics_under(prefix, 2)
+    filters = [f"{prefix}/#", SYS_VERSION]
+    async with harness.consume(topics, filters, existing=[SYS_VERSION]) as (got, _):
+        first, last, refused = got
+        outcomes = await msgdel.delete_many(
+            [first, refused, last], registry=harness.registry, return_exceptions=True
+        )
+
+    cleared, failed, also_cleared = outcomes
+    assert isinstance(failed, msgdel.DeletionFailed)
+    assert failed.retryable is False
+    assert "Not authorized" in str(failed)
+    assert [(r.target, r.outcome) for r in (cleared, also_cleared)] == [
+        (topics[0], Outcome.DELETED),
+        (topics[1], Outcome.DELETED),
+    ]
+    assert await harness.stored(prefix) == []
+    assert SYS_VERSION in await retained(harness.server.port, SYS_VERSION)
+
+
+async def test_a_closed_broker_fails_only_the_messages_it_would_have_to_clear(
+    retained_messages: RetainedHarness,
+) -> None:
+    harness = retained_messages
+    async with harness.consumed(2) as got:
+        await msgdel.delete(got.messages[0], registry=harness.registry)
+    # the broker is closed now: the first message needs it no more, the second does
+    gone, failed = await msgdel.delete_many(
+        got.messages, registry=harness.registry, return_exceptions=True
+    )
+
+    assert isinstance(gone, msgdel.DeleteResult)
+    assert gone.outcome is Outcome.ALREADY_GONE
+    assert isinstance(failed, msgdel.DeletionFailed)
+    assert failed.retryable is True
+    assert "not connected" in str(failed)
+    assert await harness.stored(got.target) == list(got.ids[1])
+
+
+async def test_outside_a_handler_an_unbound_adapter_says_how_to_register(
+    retained_messages: RetainedHarness,
+) -> None:
+    harness = retained_messages
+    async with harness.consumed(1) as got:
         with pytest.raises(msgdel.UnsupportedDeletion, match=r"msgdel\.register"):
-            await MQTTAdapter().delete(got[0])
-    assert await retained(mosquitto_server.port, topic) == b"v"
+            await MQTTAdapter().delete(got.messages[0])
 
-
-async def test_a_disconnected_broker_fails_and_keeps_the_retained_message(
-    mosquitto_server: Any,
-) -> None:
-    topic = _topic("closed")
-    await retain(mosquitto_server.port, topic, b"v")
-    async with consumed(mosquitto_server.url, topic, 1) as (broker, got):
-        pass
-    with pytest.raises(msgdel.DeletionFailed, match="not connected") as caught:
-        await MQTTAdapter(broker).delete(got[0])
-    assert caught.value.retryable is True
-    assert await retained(mosquitto_server.port, topic) == b"v"
-
-
-async def test_the_in_memory_test_broker_skips_and_sends_nothing() -> None:
-    broker = MQTTBroker()
-    got: list[msgdel.DeleteResult] = []
-
-    @broker.subscriber("t")
-    async def handle(message: Message) -> None:
-        got.append(await msgdel.delete(message))
-
-    async with TestMQTTBroker(broker) as br:
-        await br.publish("x", "t", retain=True)
-
-    assert [r.outcome for r in got] == [msgdel.Outcome.SKIPPED]
-
-
-def test_the_mqtt_adapter_declares_exact_semantics() -> None:
-    adapter = MQTTAdapter()
-    assert isinstance(adapter, msgdel.Deletable)
-    assert adapter.semantics is msgdel.Semantics.EXACT
+    assert await harness.stored(got.target) == list(got.ids[0])

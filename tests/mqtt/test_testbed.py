@@ -12,7 +12,7 @@ pytest.importorskip("faststream.mqtt", reason="FastStream 0.6 has no MQTT suppor
 import zmqtt
 from faststream.mqtt import MQTTBroker
 
-pytestmark = pytest.mark.mqtt
+from tests.mqtt.helpers import retained
 
 
 async def _publish_and_consume(url: str, topic: str, count: int, *, retain: bool) -> list[str]:
@@ -34,28 +34,17 @@ async def _publish_and_consume(url: str, topic: str, count: int, *, retain: bool
     return got
 
 
-async def _retained(port: int, topic: str) -> bytes | None:
-    """The retained message a brand-new raw subscriber receives on ``topic``, if any."""
-    async with (
-        zmqtt.create_client("127.0.0.1", port) as client,
-        client.subscribe(topic, qos=zmqtt.QoS.AT_LEAST_ONCE) as sub,
-    ):
-        try:
-            message = await asyncio.wait_for(sub.get_message(), 1.0)
-        except asyncio.TimeoutError:
-            return None
-        return message.payload if message.retain else None
-
-
 async def test_publish_consume_then_read_the_retained_message(mosquitto_server: Any) -> None:
     got = await _publish_and_consume(mosquitto_server.url, "smoke/retained", 2, retain=True)
     assert got == ["m0", "m1"]
-    assert await _retained(mosquitto_server.port, "smoke/retained") == b"m1"
+    assert await retained(mosquitto_server.port, "smoke/retained") == {"smoke/retained": b"m1"}
 
 
 async def test_consuming_works_after_a_restart(mosquitto_server: Any) -> None:
     await _publish_and_consume(mosquitto_server.url, "restart/retained", 1, retain=True)
     mosquitto_server.restart()
-    assert await _retained(mosquitto_server.port, "restart/retained") == b"m0", "persistence"
+    assert await retained(mosquitto_server.port, "restart/retained") == {
+        "restart/retained": b"m0"
+    }, "persistence"
     got = await _publish_and_consume(mosquitto_server.url, "restart/live", 2, retain=False)
     assert got == ["m0", "m1"]
