@@ -8,6 +8,7 @@ on 8.2 (which also drops other groups' references to it) or ``XDEL``.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Sequence
 from itertools import chain
@@ -15,8 +16,14 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
-from msgdel.compat import bind_to_subscriber, is_acknowledged, is_test_double, mark_settled
-from msgdel.errors import DeletionFailed, NotDeletable, UnsupportedDeletion
+from msgdel.compat import (
+    bind_to_subscriber,
+    handler_config,
+    is_acknowledged,
+    is_test_double,
+    mark_settled,
+)
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 from msgdel.features import Features
 from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
@@ -73,19 +80,26 @@ class RedisStreamAdapter(BaseAdapter):
     def __repr__(self) -> str:
         return f"RedisStreamAdapter(wait_for_all_groups={self.wait_for_all_groups})"
 
-    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
-        """Delete every message's entries: one round trip per Redis client, results in order.
+    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
+        """Delete every message's entries: one round trip per Redis client, outcomes in order.
 
         On Redis >= 8.2 that round trip is one command per stream and group (two when some of
         the group's messages are acknowledged already and others not); before 8.2 it is one
         ``MULTI`` holding one ``XACK`` per stream and group and one ``XDEL`` per message.
+        A message that cannot be addressed gets its own :class:`~msgdel.NotDeletable`; a
+        client that fails gives its :class:`~msgdel.DeletionFailed` to its own messages only,
+        and the clients run concurrently.
         """
-        results: list[DeleteResult | None] = [None] * len(messages)
+        outcomes: list[DeleteResult | MsgdelError | None] = [None] * len(messages)
         buckets: dict[tuple[int, str, str | None, bool], _Bucket] = {}
         for index, message in enumerate(messages):
-            address = _address(message)
+            try:
+                address = _address(message)
+            except MsgdelError as exc:
+                outcomes[index] = exc
+                continue
             if address is None:
-                results[index] = _result(message, Outcome.SKIPPED, 0)
+                outcomes[index] = _result(message, Outcome.SKIPPED, 0)
                 continue
             client, stream, group, ids, acked = address
             key = (id(client), stream, group, acked)
@@ -97,16 +111,17 @@ class RedisStreamAdapter(BaseAdapter):
         by_client: dict[int, list[_Bucket]] = {}
         for (client_id, *_), bucket in buckets.items():
             by_client.setdefault(client_id, []).append(bucket)
-        for client_buckets in by_client.values():
-            await self._delete_on_client(client_buckets)
-            for bucket in client_buckets:
-                bucket.fill(results)
-                if bucket.group is not None:
-                    for index in bucket.indexes:
-                        mark_settled(messages[index])
-        return [r for r in results if r is not None]
+        if len(by_client) == 1:
+            (only,) = by_client.values()
+            await self._delete_on_client(only)
+        elif by_client:
+            await asyncio.gather(*(self._delete_on_client(b) for b in by_client.values()))
+        for bucket in buckets.values():
+            bucket.fill(outcomes, messages)
+        return outcomes  # type: ignore[return-value]  # every message has its outcome now
 
     async def _delete_on_client(self, buckets: list[_Bucket]) -> None:
+        """Delete the buckets of one client; a failure is recorded on them, never raised."""
         client = buckets[0].client
         try:
             version = await server_version(client)
@@ -121,17 +136,14 @@ class RedisStreamAdapter(BaseAdapter):
                 await self._xackdel(client, buckets)
             else:
                 await self._multi_xdel(client, buckets)
-        except redis_errors.ConnectionError as exc:  # TimeoutError is a subclass
-            raise DeletionFailed(
-                f"Redis could not be reached ({exc}); nothing is known to be deleted, and "
-                "retrying is safe: an entry already gone reports ALREADY_GONE",
-                retryable=True,
-                cause=exc,
-            ) from exc
         except redis_errors.RedisError as exc:
-            raise DeletionFailed(
-                f"Redis refused the deletion: {exc}", retryable=False, cause=exc
-            ) from exc
+            failure: MsgdelError = _failure(exc)
+        except MsgdelError as exc:
+            failure = exc
+        else:
+            return
+        for bucket in buckets:
+            bucket.fail(failure)
 
     async def _xackdel(self, client: Any, buckets: list[_Bucket]) -> None:
         """One XACKDEL (group) or XDELEX (no group) per bucket: a reply code per entry."""
@@ -165,7 +177,15 @@ class RedisStreamAdapter(BaseAdapter):
             ("XDELEX", b.stream, policy, "IDS", len(ps), *map(b.ids.__getitem__, ps))
             for b, ps in retry
         ]
-        for (bucket, positions), reply in zip(retry, await _send(client, commands)):
+        try:
+            replies = await _send(client, commands)
+        except redis_errors.RedisError as exc:
+            # The first round trip's answers stand; only the entries that needed this one fail.
+            failure = _failure(exc)
+            for bucket, positions in retry:
+                bucket.fail(failure, positions)
+            return
+        for (bucket, positions), reply in zip(retry, replies):
             for pos, code in zip(positions, reply):
                 bucket.codes[pos] = int(code)
 
@@ -190,8 +210,8 @@ class _Bucket:
     """The messages of one stream and group on one client, and what Redis answered for them."""
 
     __slots__ = (
-        "acked", "client", "codes", "group", "indexes", "message_ids", "removed", "stream",
-        "xackdel",
+        "acked", "client", "codes", "error", "failed", "group", "indexes", "message_ids",
+        "removed", "stream", "xackdel",
     )  # fmt: skip
 
     def __init__(self, client: Any, stream: str, group: str | None, acked: bool) -> None:
@@ -204,30 +224,59 @@ class _Bucket:
         self.message_ids: list[tuple[bytes, ...]] = []  # each message's entry ids
         self.codes: list[int] = []  # XACKDEL/XDELEX: a code per id, in message order
         self.removed: list[int] = []  # MULTI XDEL: a count per message
+        self.error: MsgdelError | None = None  # why some or all of its messages failed
+        self.failed: frozenset[int] | None = None  # the failed id positions; None: every one
 
     @property
     def ids(self) -> list[bytes]:
         """Every message's ids, in message order."""
         return list(chain.from_iterable(self.message_ids))
 
-    def fill(self, results: list[DeleteResult | None]) -> None:
-        """Turn Redis's answers into one result per message, at the message's index."""
-        stream, exact = self.stream, Semantics.EXACT
-        if self.codes:
-            codes = iter(self.codes)
-            for index, ids in zip(self.indexes, self.message_ids):
-                if len(ids) == 1:
-                    code = next(codes)
-                    outcome, removed = _BY_CODE.get(code) or _combined([code])
-                else:
-                    outcome, removed = _combined([next(codes) for _ in ids])
-                text = tuple(map(bytes.decode, ids))
-                results[index] = DeleteResult(BROKER, stream, text, exact, outcome, removed)
-        else:
-            for index, ids, removed in zip(self.indexes, self.message_ids, self.removed):
+    def fail(self, error: MsgdelError, positions: Sequence[int] | None = None) -> None:
+        """Record ``error`` for the messages holding the ids at ``positions`` (default: all)."""
+        self.error = error
+        self.failed = None if positions is None else frozenset(positions)
+
+    def fill(
+        self, outcomes: list[DeleteResult | MsgdelError | None], messages: Sequence[Any]
+    ) -> None:
+        """Put each message's outcome at its index: its result, or the error it failed with.
+
+        A message read in a group that has a result is marked acknowledged: its deletion
+        acknowledged it, so FastStream sends no XACK of its own."""
+        stream, exact, error, failed = self.stream, Semantics.EXACT, self.error, self.failed
+        grouped = self.group is not None
+        end = 0
+        for number, (index, ids) in enumerate(zip(self.indexes, self.message_ids)):
+            start, end = end, end + len(ids)  # the message's id positions in the bucket
+            if error is not None and (failed is None or not failed.isdisjoint(range(start, end))):
+                outcomes[index] = error
+                continue
+            if not self.codes:  # MULTI XDEL
+                removed = self.removed[number]
                 outcome = Outcome.DELETED if removed else Outcome.ALREADY_GONE
-                text = tuple(map(bytes.decode, ids))
-                results[index] = DeleteResult(BROKER, stream, text, exact, outcome, removed)
+            elif end - start == 1:
+                outcome, removed = _BY_CODE.get(self.codes[start]) or _combined(
+                    self.codes[start:end]
+                )
+            else:
+                outcome, removed = _combined(self.codes[start:end])
+            text = tuple(map(bytes.decode, ids))
+            outcomes[index] = DeleteResult(BROKER, stream, text, exact, outcome, removed)
+            if grouped:
+                mark_settled(messages[index])
+
+
+def _failure(exc: redis_errors.RedisError) -> DeletionFailed:
+    """What a redis-py error means for the deletions it interrupted."""
+    if isinstance(exc, redis_errors.ConnectionError):  # TimeoutError is a subclass
+        return DeletionFailed(
+            f"Redis could not be reached ({exc}); nothing is known to be deleted, and "
+            "retrying is safe: an entry already gone reports ALREADY_GONE",
+            retryable=True,
+            cause=exc,
+        )
+    return DeletionFailed(f"Redis refused the deletion: {exc}", retryable=False, cause=exc)
 
 
 _BY_CODE = {
@@ -272,13 +321,11 @@ class RedisListAdapter(BaseAdapter):
     def __repr__(self) -> str:
         return "RedisListAdapter()"
 
-    async def delete(self, message: Any, /) -> DeleteResult:
-        """Send nothing; the outcome is ``ALREADY_GONE``."""
-        return _not_stored(message, Outcome.ALREADY_GONE)
-
-    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
-        """Send nothing; every outcome is ``ALREADY_GONE``."""
-        return [_not_stored(m, Outcome.ALREADY_GONE) for m in messages]
+    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
+        """Send nothing; every outcome is ``ALREADY_GONE`` (``NotDeletable`` for a message
+        that is no consumed FastStream Redis message; ``SKIPPED`` inside a handler of
+        FastStream's in-memory test broker)."""
+        return [_not_stored(m, _in_memory_or(Outcome.ALREADY_GONE)) for m in messages]
 
 
 class RedisChannelAdapter(BaseAdapter):
@@ -291,13 +338,21 @@ class RedisChannelAdapter(BaseAdapter):
     def __repr__(self) -> str:
         return "RedisChannelAdapter()"
 
-    async def delete(self, message: Any, /) -> DeleteResult:
-        """Send nothing; the outcome is ``NOTHING_STORED``."""
-        return _not_stored(message, Outcome.NOTHING_STORED)
+    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
+        """Send nothing; every outcome is ``NOTHING_STORED`` (``NotDeletable`` for a message
+        that is no consumed FastStream Redis message; ``SKIPPED`` inside a handler of
+        FastStream's in-memory test broker)."""
+        return [_not_stored(m, _in_memory_or(Outcome.NOTHING_STORED)) for m in messages]
 
-    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
-        """Send nothing; every outcome is ``NOTHING_STORED``."""
-        return [_not_stored(m, Outcome.NOTHING_STORED) for m in messages]
+
+def _in_memory_or(outcome: Outcome) -> Outcome:
+    """``SKIPPED`` inside a handler of FastStream's in-memory test broker, else ``outcome``.
+
+    A list or pub/sub message of ``TestRedisBroker`` is built exactly like a real one (same
+    class, same raw message, no client bound to it): only the running handler's broker tells.
+    """
+    config = handler_config()
+    return Outcome.SKIPPED if is_test_double(getattr(config, "producer", None)) else outcome
 
 
 def _raw(message: Any) -> dict[str, Any]:
@@ -346,6 +401,9 @@ def _result(message: Any, outcome: Outcome, removed: int) -> DeleteResult:
     return DeleteResult(BROKER, str(raw["channel"]), ids, Semantics.EXACT, outcome, removed)
 
 
-def _not_stored(message: Any, outcome: Outcome) -> DeleteResult:
-    raw = _raw(message)
+def _not_stored(message: Any, outcome: Outcome) -> DeleteResult | MsgdelError:
+    try:
+        raw = _raw(message)
+    except NotDeletable as exc:
+        return exc
     return DeleteResult(BROKER, str(raw["channel"]), (), Semantics.NOT_STORED, outcome, 0)

@@ -92,6 +92,11 @@ class Harness(abc.ABC):
         semantics; a harness of core NATS messages, say, says ``NOT_STORED``)."""
         return self.adapter.features.semantics
 
+    acknowledgeable: bool = True
+    """Whether a handler can acknowledge these messages at all (a Redis stream read without a
+    group cannot: FastStream reports ``AckPolicy.MANUAL`` for it, and a handler that returns
+    is done with its message). The ``AckPolicy.MANUAL`` case is skipped where it cannot."""
+
     round_trips: int = 1
     """The most deletion requests a coalescing ``delete_many`` may send for one target."""
 
@@ -379,6 +384,8 @@ class AdapterConformance:
     ) -> None:
         if kit.semantics is not Semantics.EXACT:
             pytest.skip(f"semantics {kit.semantics.name}: neighbours are not kept apart")
+        if not kit.acknowledgeable:
+            pytest.skip("these messages have nothing to acknowledge")
 
         async def handle(index: int, message: Any) -> None:
             if index == 0:

@@ -14,13 +14,13 @@ import pytest
 from faststream import AckPolicy, Depends
 from faststream.exceptions import AckMessage, NackMessage
 from faststream.redis import RedisBroker, RedisRouter, StreamSub, TestRedisBroker
+from faststream.redis.annotations import RedisStreamMessage as RedisStreamMessageParam
 from faststream.redis.message import RedisStreamMessage
 
+import msgdel.testing
 from msgdel import BaseAdapter, DeleteResult, DeletionFailed, Features, Outcome, Registry, Semantics
 from msgdel.batcher import Batcher
 from msgdel.faststream import DeleteFunction, DeleteMiddleware, Deleter, deleter
-
-pytestmark = pytest.mark.redis  # needs faststream[redis]; no server
 
 
 class Recorder(BaseAdapter):
@@ -34,10 +34,6 @@ class Recorder(BaseAdapter):
         self.bodies.append(message.body)
         return DeleteResult("redis", "memory", [message.message_id], self.semantics,
                             Outcome.SKIPPED)  # fmt: skip
-
-    async def delete(self, message: Any, /) -> DeleteResult:
-        self.calls += 1
-        return self._one(message)
 
     async def delete_many(self, messages: Sequence[Any], /) -> Sequence[DeleteResult]:
         self.calls += 1
@@ -127,9 +123,18 @@ async def test_with_a_batcher_deletions_are_coalesced(
     assert recorder.calls == 1
 
 
-async def test_manual_ack_policy_still_deletes(recorder: Recorder, registry: Registry) -> None:
-    await publish(app(DeleteMiddleware(registry=registry), ack_policy=AckPolicy.MANUAL), "m")
-    assert recorder.bodies == [b"m"]
+async def test_under_manual_ack_only_what_the_handler_acknowledged_is_deleted(
+    recorder: Recorder, registry: Registry
+) -> None:
+    broker = RedisBroker(middlewares=[DeleteMiddleware(registry=registry)])
+
+    @broker.subscriber(stream=StreamSub("s", group="g", consumer="c"), ack_policy=AckPolicy.MANUAL)
+    async def handle(body: str, msg: RedisStreamMessageParam) -> None:
+        if body == "acked":
+            await msg.ack()
+
+    await publish(broker, "acked", "left")
+    assert recorder.bodies == [b"acked"]
 
 
 async def test_a_handler_can_delete_its_own_message_through_the_dependency(
@@ -206,3 +211,19 @@ async def test_after_the_batcher_closed_handled_messages_are_deleted_directly(
     await batcher.close()
     await publish(app(DeleteMiddleware(batcher=batcher)), "late")
     assert recorder.bodies == [b"late"]
+
+
+@pytest.mark.parametrize("source", ["list", "channel"])
+async def test_list_and_pubsub_messages_of_the_in_memory_broker_are_skipped(source: str) -> None:
+    registry = Registry()
+    middleware = DeleteMiddleware(registry=registry)
+    broker = RedisBroker(middlewares=[middleware])
+
+    @broker.subscriber(**{source: "in-memory"})
+    async def handle(body: str) -> None: ...
+
+    with msgdel.testing.record_deletions(registry) as deletions:
+        async with TestRedisBroker(broker) as test_broker:
+            await test_broker.publish("m", **{source: "in-memory"})
+    assert [r.outcome for r in deletions.results] == [Outcome.SKIPPED]
+    assert deletions.results[0].semantics is Semantics.NOT_STORED

@@ -8,8 +8,6 @@ from typing import Any
 import pytest
 from faststream.redis import RedisBroker, StreamSub
 
-pytestmark = pytest.mark.redis
-
 
 async def _publish_and_consume(url: str, stream: str, count: int) -> list[str]:
     broker = RedisBroker(url)
