@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import ObjectInfo
 from nats.js.kv import KeyValue
@@ -32,7 +33,6 @@ from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
 
 if TYPE_CHECKING:
-    from nats.aio.client import Client
     from nats.js.client import JetStreamContext
     from nats.js.object_store import ObjectStore
 
@@ -70,11 +70,25 @@ async def _bounded(
     return results
 
 
-def _raise_first(outcomes: Sequence[object]) -> None:
-    """Raise the first exception in ``outcomes`` (input order), after all were attempted."""
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
+def _as_msgdel_error(what: str, exc: BaseException) -> MsgdelError:
+    """``exc`` itself when it is a msgdel error, else as the matching ``DeletionFailed``."""
+    if isinstance(exc, MsgdelError):
+        return exc
+    if isinstance(exc, Exception):
+        return _transport_error(what, exc)
+    return DeletionFailed(f"could not {what}: {exc!r}", retryable=False, cause=exc)
+
+
+def _check_connected(client: Client | None, what: str) -> None:
+    """Refuse to send while ``client`` is reconnecting: nats-py would buffer the request and
+    send it after the reconnect, long after this call timed out, so a deletion reported as
+    failed would still happen later."""
+    if client is not None and (client.is_reconnecting or client.is_connecting):
+        raise DeletionFailed(
+            f"could not {what}: the NATS connection is down and reconnecting; nothing was "
+            "sent. Retry once it has reconnected.",
+            retryable=True,
+        )
 
 
 def _skipped(target: str, ids: Sequence[object], semantics: Semantics) -> DeleteResult:
@@ -139,11 +153,12 @@ class JetStreamAdapter(BaseAdapter):
     def __repr__(self) -> str:
         return f"JetStreamAdapter(erase={self.erase}, concurrency={self.concurrency})"
 
-    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
+    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
         """Delete every message with at most ``concurrency`` requests in flight.
 
-        Results come in input order. When a request fails, every other request is still
-        made, then the first failure (in input order) is raised.
+        One outcome per message, in input order: its result, or the error it alone failed
+        with (a message that cannot be addressed, a sequence the server refused). Every
+        other request is still made.
         """
         plans = [self._plan(m) for m in messages]
         jobs: list[Callable[[], Awaitable[Outcome]]] = []
@@ -151,34 +166,39 @@ class JetStreamAdapter(BaseAdapter):
             if isinstance(plan, _Plan):
                 jobs.extend(self._job(plan, seq) for seq in plan.seqs)
         outcomes = await _bounded(jobs, self.concurrency) if jobs else []
-        _raise_first(outcomes)
-        results: list[DeleteResult] = []
+        results: list[DeleteResult | MsgdelError] = []
         position = 0
         for plan in plans:
-            if isinstance(plan, DeleteResult):
+            if not isinstance(plan, _Plan):
                 results.append(plan)
                 continue
-            mine = outcomes[position : position + len(plan.seqs)]
+            results.append(plan.outcome(outcomes[position : position + len(plan.seqs)]))
             position += len(plan.seqs)
-            removed = sum(1 for o in mine if o is Outcome.DELETED)
-            outcome = Outcome.DELETED if removed else Outcome.ALREADY_GONE
-            results.append(
-                DeleteResult(BROKER, plan.stream, plan.seqs, Semantics.EXACT, outcome, removed)
-            )
         return results
 
-    def _plan(self, message: Any) -> _Plan | DeleteResult:
-        """What to send for ``message``, or its result when nothing needs sending."""
-        raw = message.raw_message
-        msgs: list[Msg] = list(raw) if isinstance(raw, list) else [raw]
+    def _plan(self, message: Any) -> _Plan | DeleteResult | MsgdelError:
+        """What to send for ``message``; or its result or error when nothing is to be sent."""
+        raw = getattr(message, "raw_message", None)
+        msgs: list[Any] = list(raw) if isinstance(raw, list) else [raw]
         if not msgs:
-            raise NotDeletable(
+            return NotDeletable(
                 "this NatsBatchMessage holds no messages; there is nothing to delete"
+            )
+        if not all(isinstance(m, Msg) for m in msgs):
+            return NotDeletable(
+                f"this {type(message).__name__} carries no NATS message (raw_message is "
+                f"{raw!r}): no broker delivered it, so there is no stream sequence to delete"
             )
         first = msgs[0]
         if first._client is None:  # FastStream's TestNatsBroker builds messages without a client
             return _skipped(first.subject, [], Semantics.EXACT)
-        addresses = [_js_address(m.reply) for m in msgs]
+        try:
+            addresses = [_js_address(m.reply) for m in msgs]
+        except ValueError:
+            return NotDeletable(
+                f"the JetStream ack subject {first.reply!r} names no stream sequence; "
+                "there is nothing to address"
+            )
         if any(a is None for a in addresses):
             # Core NATS: the server never stored it.
             return DeleteResult(
@@ -187,7 +207,7 @@ class JetStreamAdapter(BaseAdapter):
         found = [a for a in addresses if a is not None]
         domain, stream, _ = found[0]
         if any(a[1] != stream for a in found):
-            raise NotDeletable("this batch mixes messages of several streams; delete them singly")
+            return NotDeletable("this batch mixes messages of several streams; delete them singly")
         prefix = self.api_prefix or (f"$JS.{domain}.API" if domain else "$JS.API")
         seqs = tuple(a[2] for a in found)
         return _Plan(first._client, f"{prefix}.STREAM.MSG.DELETE.{stream}", stream, seqs)
@@ -200,10 +220,11 @@ class JetStreamAdapter(BaseAdapter):
 
     async def _delete_seq(self, plan: _Plan, seq: int) -> Outcome:
         body = (_ERASE if self.erase else _NO_ERASE) % seq
+        what = plan.what(seq)
+        _check_connected(plan.client, what)
         try:
             reply = await plan.client.request(plan.subject, body, timeout=self.timeout)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            what = f"delete sequence {seq} from JetStream stream {plan.stream!r}"
             raise _transport_error(what, exc) from exc
         if reply.data.startswith(_SUCCESS):
             return Outcome.DELETED
@@ -247,6 +268,28 @@ class _Plan:
         self.stream = stream
         self.seqs = seqs
 
+    def what(self, seq: int) -> str:
+        return f"delete sequence {seq} from JetStream stream {self.stream!r}"
+
+    def outcome(self, outcomes: Sequence[Outcome | BaseException]) -> DeleteResult | MsgdelError:
+        """The message's result from its sequences' outcomes, or the first one's error."""
+        removed = sum(1 for o in outcomes if o is Outcome.DELETED)
+        for seq, outcome in zip(self.seqs, outcomes):
+            if not isinstance(outcome, BaseException):
+                continue
+            error = _as_msgdel_error(self.what(seq), outcome)
+            if not removed:
+                return error
+            return DeletionFailed(
+                f"deleted {removed} of the {len(self.seqs)} sequences of this batch message "
+                f"from JetStream stream {self.stream!r}, but not sequence {seq}: {error} "
+                "Deleting the message again deletes what is left.",
+                retryable=getattr(error, "retryable", False),
+                cause=error,
+            )
+        outcome = Outcome.DELETED if removed else Outcome.ALREADY_GONE
+        return DeleteResult(BROKER, self.stream, self.seqs, Semantics.EXACT, outcome, removed)
+
 
 def _jetstream_error(stream: str, seq: int, error: dict[str, Any]) -> Outcome:
     """Map a JetStream API error to ``ALREADY_GONE`` or raise the matching msgdel error."""
@@ -279,6 +322,8 @@ class _BucketAdapter(BaseAdapter):
     """
 
     features = Features(BROKER, Semantics.EXACT, coalesces=False)
+    _entries = "entries"
+    """What the adapter deletes, for error texts."""
 
     def __init__(self, connection: Any = None, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         if concurrency < 1:
@@ -286,47 +331,60 @@ class _BucketAdapter(BaseAdapter):
         self.connection = connection
         self.concurrency = concurrency
 
-    def _jetstream(self, kind: str) -> JetStreamContext | None:
-        """The JetStream context to use; ``None`` under FastStream's in-memory test broker."""
+    def _jetstream(self) -> tuple[JetStreamContext, Client | None] | None:
+        """The JetStream context to use and the client under it (when known); ``None`` under
+        FastStream's in-memory test broker."""
         source = self.connection
         config = getattr(source, "config", None) if source is not None else handler_config()
         if config is not None:
             if is_test_double(getattr(config, "producer", None)):
                 return None
             try:
-                stream: JetStreamContext = config.connection_state.stream
+                state = config.connection_state
+                stream: JetStreamContext = state.stream
             except Exception as exc:
                 raise DeletionFailed(
-                    f"the NATS broker is not connected; connect it before deleting {kind}",
+                    f"the NATS broker is not connected; connect it before deleting {self._entries}",
                     retryable=True,
                     cause=exc,
                 ) from exc
-            return stream
+            return stream, _client_of(getattr(state, "connection", None))
         if source is None:
             raise UnsupportedDeletion(
-                f"{kind} do not carry their connection and no FastStream handler is running: "
-                f"register the adapter with your broker, e.g. msgdel.register(NatsKvMessage, "
-                f"{type(self).__name__}(broker), replace=True)"
+                f"{self._entries} do not carry their connection and no FastStream handler is "
+                f"running: register the adapter with your broker, e.g. msgdel.register("
+                f"NatsKvMessage, {type(self).__name__}(broker), replace=True)"
             )
         if hasattr(source, "jetstream"):
             client: Client = source
-            return client.jetstream()
+            return client.jetstream(), _client_of(client)
         context: JetStreamContext = source
-        return context
+        return context, _client_of(getattr(context, "_nc", None))
 
-    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
-        """Delete every entry, at most ``concurrency`` at once; results in input order."""
+    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
+        """Delete every entry, at most ``concurrency`` at once: one outcome per entry, in
+        input order, its result or the error it alone failed with."""
         jobs = [self._job(m) for m in messages]
         outcomes = await _bounded(jobs, self.concurrency)
-        _raise_first(outcomes)
-        return [o for o in outcomes if isinstance(o, DeleteResult)]
+        return [
+            o
+            if isinstance(o, DeleteResult)
+            else _as_msgdel_error(f"delete one of {self._entries}", o)
+            for o in outcomes
+        ]
 
     def _job(self, message: Any) -> Callable[[], Awaitable[DeleteResult]]:
         async def run() -> DeleteResult:
-            result: DeleteResult = await self.delete(message)  # type: ignore[attr-defined]
-            return result
+            return await self._delete_one(message)
 
         return run
+
+    async def _delete_one(self, message: Any) -> DeleteResult:
+        raise NotImplementedError
+
+
+def _client_of(candidate: object) -> Client | None:
+    return candidate if isinstance(candidate, Client) else None
 
 
 class KeyValueAdapter(_BucketAdapter):
@@ -338,6 +396,8 @@ class KeyValueAdapter(_BucketAdapter):
     a delete or purge marker (a watcher sees its own delete as a new event) gives
     ``ALREADY_GONE`` and sends nothing, which keeps a delete-on-consume handler from looping.
     """
+
+    _entries = "KV entries"
 
     def __init__(
         self,
@@ -352,17 +412,24 @@ class KeyValueAdapter(_BucketAdapter):
     def __repr__(self) -> str:
         return f"KeyValueAdapter(purge={self.purge})"
 
-    async def delete(self, message: Any, /) -> DeleteResult:
+    async def _delete_one(self, message: Any) -> DeleteResult:
         """Delete (or purge) the entry's key if it still holds the consumed revision."""
-        entry: KeyValue.Entry = message.raw_message
+        entry = getattr(message, "raw_message", None)
+        if not isinstance(entry, KeyValue.Entry):
+            raise NotDeletable(
+                f"this {type(message).__name__} carries no KV entry (raw_message is "
+                f"{entry!r}): no KV watcher delivered it, so there is no key to delete"
+            )
         if entry.operation in ("DEL", "PURGE"):
             return DeleteResult(
                 BROKER, entry.bucket, [entry.key], self.semantics, Outcome.ALREADY_GONE
             )
-        js = self._jetstream("KV entries")
-        if js is None:
+        connected = self._jetstream()
+        if connected is None:
             return _skipped(entry.bucket, [entry.key], self.semantics)
+        js, client = connected
         what = f"delete key {entry.key!r} from KV bucket {entry.bucket!r}"
+        _check_connected(client, what)
         try:
             kv = await js.key_value(entry.bucket)
             headers = {"KV-Operation": "PURGE" if self.purge else "DEL"}
@@ -378,21 +445,25 @@ class KeyValueAdapter(_BucketAdapter):
             )
         except nats.js.errors.APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE_CODE:
-                return await self._changed(js, entry)
+                return await self._changed(js, entry, what)
             raise DeletionFailed(f"could not {what}: {exc}", retryable=False, cause=exc) from exc
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             raise _transport_error(what, exc) from exc
         return DeleteResult(BROKER, entry.bucket, [entry.key], self.semantics, Outcome.DELETED, 1)
 
-    async def _changed(self, js: JetStreamContext, entry: KeyValue.Entry) -> DeleteResult:
+    async def _changed(
+        self, js: JetStreamContext, entry: KeyValue.Entry, what: str
+    ) -> DeleteResult:
         """The key moved past the consumed revision: gone already, or a newer value we keep."""
-        kv = await js.key_value(entry.bucket)
         try:
+            kv = await js.key_value(entry.bucket)
             current = await kv.get(entry.key)
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
             return DeleteResult(
                 BROKER, entry.bucket, [entry.key], self.semantics, Outcome.ALREADY_GONE
             )
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise _transport_error(what, exc) from exc
         raise NotDeletable(
             f"key {entry.key!r} in KV bucket {entry.bucket!r} changed to revision "
             f"{current.revision} after the consumed revision {entry.revision}; msgdel deletes only "
@@ -408,19 +479,28 @@ class ObjectStoreAdapter(_BucketAdapter):
     (a watcher sees its own delete) gives ``ALREADY_GONE`` and sends nothing.
     """
 
+    _entries = "object-store entries"
+
     def __repr__(self) -> str:
         return "ObjectStoreAdapter()"
 
-    async def delete(self, message: Any, /) -> DeleteResult:
+    async def _delete_one(self, message: Any) -> DeleteResult:
         """Delete the entry's object, its chunks included, if it is still the same upload."""
-        info: ObjectInfo = message.raw_message
+        info = getattr(message, "raw_message", None)
+        if not isinstance(info, ObjectInfo):
+            raise NotDeletable(
+                f"this {type(message).__name__} carries no object-store entry (raw_message is "
+                f"{info!r}): no object-store watcher delivered it, so there is no object to delete"
+            )
         gone = DeleteResult(BROKER, info.bucket, [info.name], self.semantics, Outcome.ALREADY_GONE)
         if info.deleted:
             return gone
-        js = self._jetstream("object-store entries")
-        if js is None:
+        connected = self._jetstream()
+        if connected is None:
             return _skipped(info.bucket, [info.name], self.semantics)
+        js, client = connected
         what = f"delete object {info.name!r} from object store {info.bucket!r}"
+        _check_connected(client, what)
         try:
             store: ObjectStore = await js.object_store(info.bucket)
             current = await store.get_info(info.name)

@@ -6,10 +6,7 @@ import asyncio
 from typing import Any
 
 import nats
-import pytest
 from faststream.nats import JStream, NatsBroker
-
-pytestmark = pytest.mark.nats
 
 
 async def _publish_and_consume(url: str, stream: str, count: int) -> list[str]:
