@@ -8,6 +8,7 @@ the acknowledgement status of a message, and the 0.6 Redis binding.
 from __future__ import annotations
 
 import contextvars
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -63,8 +64,28 @@ def is_settled(message: Any) -> bool:
 
 
 def is_acknowledged(message: Any) -> bool:
-    """Whether ``message`` is marked acknowledged (by FastStream, the handler or msgdel)."""
-    return getattr(message, "committed", None) is AckStatus.ACKED
+    """Whether ``message`` was acknowledged at its broker (by FastStream, the handler or an
+    earlier deletion); not a message only marked so that its batch acknowledges it."""
+    if getattr(message, "committed", None) is not AckStatus.ACKED:
+        return False
+    try:
+        return message not in _left_to_batch
+    except TypeError:  # not hashable: it cannot have been left to a batch
+        return True
+
+
+def leave_acknowledgement_to_batch(message: Any) -> None:
+    """Mark ``message`` acknowledged so FastStream sends no acknowledgement of its own, while
+    its queued deletion (which acknowledges it) remembers that it still has to."""
+    if getattr(message, "committed", None) is None:
+        try:
+            _left_to_batch.add(message)
+        except TypeError:
+            return  # cannot be remembered: let FastStream acknowledge it
+        message.committed = AckStatus.ACKED
+
+
+_left_to_batch: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def is_nacked(message: Any) -> bool:

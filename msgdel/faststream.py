@@ -33,8 +33,8 @@ from msgdel.compat import (
     is_acknowledged,
     is_handler_delivery,
     is_refused,
+    leave_acknowledgement_to_batch,
     manual_ack,
-    mark_settled,
     running_subscriber,
     watch_refusal,
 )
@@ -233,7 +233,7 @@ def _leave_acknowledgement_to_batch(message: Any, batcher: Batcher) -> None:
     """
     adapter = _dispatch.registry_of(batcher.registry).resolve(type(message))
     if adapter.features.acknowledges:
-        mark_settled(message)
+        leave_acknowledgement_to_batch(message)
 
 
 def _log_failure(future: asyncio.Future[DeleteResult]) -> None:

@@ -1,14 +1,19 @@
 """Redis: stream entries are deleted exactly; list and pub/sub messages were never kept.
 
 A stream entry read in a consumer group is acknowledged and deleted in one atomic round trip,
-so no pending entry is left dangling: ``XACKDEL … DELREF`` on Redis >= 8.2, else
-``MULTI XACK XDEL EXEC``. An entry read without a group is deleted with ``XDELEX … DELREF``
-on 8.2 (which also drops other groups' references to it) or ``XDEL``.
+so no pending entry is left dangling, and by default only once no other consumer group still
+needs it: ``XACKDEL … ACKED`` on Redis >= 8.2 (``XDELEX … ACKED`` for an entry read without
+a group), else one server-side script per stream that acknowledges, checks every group's
+last-delivered id and pending list, and deletes only then. ``ignore_other_groups=True``
+deletes for every group: ``XACKDEL``/``XDELEX … DELREF`` on 8.2, ``MULTI XACK XDEL EXEC``
+before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import warnings
 import weakref
 from collections.abc import Sequence
 from itertools import chain
@@ -23,7 +28,7 @@ from msgdel.compat import (
     is_test_double,
     mark_settled,
 )
-from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable
 from msgdel.features import Features
 from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
@@ -65,20 +70,38 @@ async def server_version(client: Any) -> tuple[int, ...]:
 class RedisStreamAdapter(BaseAdapter):
     """Deletes Redis stream entries (``RedisStreamMessage``, ``RedisBatchStreamMessage``).
 
-    Semantics EXACT: only the message's own entries are removed. With
-    ``wait_for_all_groups=True`` an entry is removed only once every consumer group has
-    acknowledged it (Redis >= 8.2); until then the outcome is ``DEFERRED`` and the entry stays.
+    Semantics EXACT: only the message's own entries are removed, and by default only once no
+    other consumer group still needs them (one has not read them yet, or has them pending):
+    until then the entry is acknowledged in the message's own group and kept, with outcome
+    ``DEFERRED``, and the group that finishes last deletes it. On Redis >= 8.2 that is
+    ``XACKDEL``/``XDELEX … ACKED``; before, one server-side script per stream checks and
+    deletes atomically. ``ignore_other_groups=True`` deletes at once, for every group
+    (``DELREF`` on 8.2, ``MULTI XACK XDEL`` before).
     """
 
     features = Features(BROKER, Semantics.EXACT, acknowledges=True)
     """Deleting also acknowledges the entry in its consumer group (XACKDEL, or XACK in the
-    same MULTI), so a caller that queues the deletion may skip FastStream's own XACK."""
+    same round trip), so a caller that queues the deletion may skip FastStream's own XACK."""
 
-    def __init__(self, *, wait_for_all_groups: bool = False) -> None:
-        self.wait_for_all_groups = wait_for_all_groups
+    def __init__(
+        self, *, ignore_other_groups: bool = False, wait_for_all_groups: bool | None = None
+    ) -> None:
+        if not isinstance(ignore_other_groups, bool):
+            raise TypeError(
+                f"ignore_other_groups must be True or False, got {ignore_other_groups!r}"
+            )
+        if wait_for_all_groups is not None:
+            warnings.warn(
+                "RedisStreamAdapter(wait_for_all_groups=...) is deprecated: waiting for every "
+                "group is the default now; pass ignore_other_groups=True to delete regardless",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            ignore_other_groups = not wait_for_all_groups
+        self.ignore_other_groups = ignore_other_groups
 
     def __repr__(self) -> str:
-        return f"RedisStreamAdapter(wait_for_all_groups={self.wait_for_all_groups})"
+        return f"RedisStreamAdapter(ignore_other_groups={self.ignore_other_groups})"
 
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
         """Delete every message's entries: one round trip per Redis client, outcomes in order.
@@ -124,18 +147,13 @@ class RedisStreamAdapter(BaseAdapter):
         """Delete the buckets of one client; a failure is recorded on them, never raised."""
         client = buckets[0].client
         try:
-            version = await server_version(client)
-            modern = version >= XACKDEL_VERSION
-            if self.wait_for_all_groups and not modern:
-                raise UnsupportedDeletion(
-                    "wait_for_all_groups needs Redis >= 8.2 (XACKDEL/XDELEX with ACKED); this "
-                    f"server is {'.'.join(map(str, version))}. Nothing was deleted: upgrade "
-                    "Redis, or use RedisStreamAdapter() to delete regardless of other groups"
-                )
+            modern = await server_version(client) >= XACKDEL_VERSION
             if modern:
                 await self._xackdel(client, buckets)
-            else:
+            elif self.ignore_other_groups:
                 await self._multi_xdel(client, buckets)
+            else:
+                await _scripted(client, buckets)
         except redis_errors.RedisError as exc:
             failure: MsgdelError = _failure(exc)
         except MsgdelError as exc:
@@ -147,17 +165,23 @@ class RedisStreamAdapter(BaseAdapter):
 
     async def _xackdel(self, client: Any, buckets: list[_Bucket]) -> None:
         """One XACKDEL (group) or XDELEX (no group) per bucket: a reply code per entry."""
-        policy = "ACKED" if self.wait_for_all_groups else "DELREF"
+        policy = "DELREF" if self.ignore_other_groups else "ACKED"
+        commands: list[tuple[Any, ...]] = []
         for bucket in buckets:
             # A message FastStream already acknowledged is no longer pending in its group, so
-            # XACKDEL would skip it: XDELEX DELREF deletes it and drops every group's reference
-            # in the same round trip. With ACKED, XACKDEL stays, in case the message was marked
-            # acknowledged without an XACK reaching Redis (FastStream 0.6 can do that).
-            skip_ack = bucket.acked and not self.wait_for_all_groups
-            bucket.xackdel = bucket.group is not None and not skip_ack
-        replies = await _send(client, [_xackdel_command(b, policy) for b in buckets])
-        for bucket, reply in zip(buckets, replies):
-            bucket.codes = [int(code) for code in reply]
+            # XACKDEL would skip it. DELREF: XDELEX deletes it and drops every group's
+            # reference. ACKED: XACK it again first, in the same round trip, in case it was
+            # marked acknowledged without an XACK reaching Redis (FastStream 0.6 can do that),
+            # then XDELEX ACKED keeps it for any group that still needs it.
+            bucket.xackdel = bucket.group is not None and not bucket.acked
+            if bucket.acked and bucket.group is not None and not self.ignore_other_groups:
+                commands.append(("XACK", bucket.stream, bucket.group, *bucket.ids))
+            commands.append(_xackdel_command(bucket, policy))
+        replies = iter(await _send(client, commands))
+        for bucket in buckets:
+            if bucket.acked and bucket.group is not None and not self.ignore_other_groups:
+                next(replies)  # the XACK's count
+            bucket.codes = [int(code) for code in next(replies)]
         await self._delete_already_acknowledged(client, buckets, policy)
 
     @staticmethod
@@ -204,6 +228,74 @@ class RedisStreamAdapter(BaseAdapter):
             replies = iter((await pipe.execute())[len(grouped) :])
         for bucket in buckets:
             bucket.removed = [int(next(replies)) for _ in bucket.indexes]
+
+
+_ACK_THEN_DELETE_IF_DONE = """
+-- KEYS[1]: the stream; ARGV[1]: the reading group ('' for none); ARGV[2..]: entry ids.
+-- Acknowledges each entry in the reading group, then deletes it only if no consumer group
+-- still needs it (has not read it yet, or has it pending). Per id, as XACKDEL ... ACKED
+-- replies on Redis 8.2: -1 no such entry, 1 deleted, 2 kept for another group.
+local stream, own = KEYS[1], ARGV[1]
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function before(a, b)  -- stream id a < stream id b
+  local ams, aseq = parse(a)
+  local bms, bseq = parse(b)
+  return ams < bms or (ams == bms and aseq < bseq)
+end
+local groups = {}
+for _, info in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+  local group = {}
+  for i = 1, #info, 2 do group[info[i]] = info[i + 1] end
+  groups[#groups + 1] = group
+end
+local codes = {}
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  if own ~= '' then redis.call('XACK', stream, own, id) end
+  local code = 1
+  if #redis.call('XRANGE', stream, id, id) == 0 then
+    code = -1
+  else
+    for _, group in ipairs(groups) do
+      if before(group['last-delivered-id'], id)
+         or #redis.call('XPENDING', stream, group['name'], id, id, 1) > 0 then
+        code = 2
+        break
+      end
+    end
+    if code == 1 then redis.call('XDEL', stream, id) end
+  end
+  codes[#codes + 1] = code
+end
+return codes
+"""
+"""Before Redis 8.2: acknowledge and delete-when-no-group-needs-it, atomically per stream."""
+_SCRIPT_SHA = hashlib.sha1(_ACK_THEN_DELETE_IF_DONE.encode()).hexdigest()
+
+
+_script_loaded: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+async def _scripted(client: Any, buckets: list[_Bucket]) -> None:
+    """One EVALSHA per bucket, in one round trip: a reply code per entry, as XACKDEL's."""
+    commands: list[tuple[Any, ...]] = [
+        ("EVALSHA", _SCRIPT_SHA, 1, b.stream, b.group or "", *b.ids) for b in buckets
+    ]
+    load = ("SCRIPT", "LOAD", _ACK_THEN_DELETE_IF_DONE)
+    first = client not in _script_loaded  # load it in the same round trip, once per client
+    try:
+        replies = await _send(client, [load, *commands] if first else commands)
+    except redis_errors.NoScriptError:  # the server lost it (SCRIPT FLUSH, a failover)
+        replies = await _send(client, [load, *commands])
+        first = True
+    _script_loaded[client] = True
+    if first:
+        replies = replies[1:]
+    for bucket, reply in zip(buckets, replies):
+        bucket.codes = [int(code) for code in reply]
 
 
 class _Bucket:

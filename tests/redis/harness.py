@@ -31,7 +31,7 @@ from tests.eventually import eventually
 GROUP = "workers"
 CONSUMER = "c1"
 
-DELETION_COMMANDS = ("xackdel", "xdelex", "exec", "lrem", "del", "unlink")
+DELETION_COMMANDS = ("xackdel", "xdelex", "evalsha", "exec", "lrem", "del", "unlink")
 """The commands a deletion round trip shows up as in ``INFO commandstats``: XACKDEL and
 XDELEX on Redis 8.2 (one round trip sends one per stream, pipelined), and on Redis 7 the
 EXEC of the one MULTI per client that holds every XACK and XDEL (those are counted inside

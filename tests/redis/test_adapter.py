@@ -1,21 +1,24 @@
 """The Redis adapter's own specs against the test bed's real Redis 7 and Redis 8.2, beside the
-conformance kit (test_conformance.py): other consumer groups, wait_for_all_groups, messages
+conformance kit (test_conformance.py): other consumer groups (kept until the last one is
+done, or ignore_other_groups), messages
 FastStream acknowledged, several streams and clients in one batch."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 from faststream.redis.message import RedisStreamMessage
 
 import msgdel
-from msgdel import DeletionFailed, NotDeletable, Outcome, Semantics, UnsupportedDeletion
+from msgdel import DeletionFailed, NotDeletable, Outcome, Semantics
 from msgdel.adapters.redis import RedisStreamAdapter
 from tests.redis.harness import (
     GROUP,
     ChannelHarness,
     ListHarness,
+    PlainStreamHarness,
     StreamHarness,
     entry_ids,
     modern,
@@ -23,10 +26,17 @@ from tests.redis.harness import (
 )
 
 
-def waiting_registry() -> msgdel.Registry:
-    registry = msgdel.Registry()
-    registry.register(RedisStreamMessage, RedisStreamAdapter(wait_for_all_groups=True))
-    return registry
+def _flat(ids: list[tuple[str, ...]]) -> list[str]:
+    return [i for group in ids for i in group]
+
+
+def group_message(message: Any, group: str) -> Any:
+    """The same entry as another group's consumer would have it: a copy of ``message`` read
+    in ``group`` (FastStream binds the group to the message it delivers)."""
+    other = copy.copy(message)
+    other.group = group
+    other.committed = None
+    return other
 
 
 def calls(client: Any, *commands: str) -> dict[str, int]:
@@ -37,14 +47,14 @@ def calls(client: Any, *commands: str) -> dict[str, int]:
 async def test_delete_many_across_streams_keeps_input_order_in_one_round_trip(
     redis_server: Any,
 ) -> None:
-    """One Redis client, two streams. Redis 7: one MULTI holding one XACK per stream and one
-    XDEL per message; Redis 8.2: one XACKDEL per stream, pipelined."""
+    """One Redis client, two streams, pipelined in one round trip: Redis 7 runs the
+    acknowledge-and-delete script once per stream; Redis 8.2 sends one XACKDEL per stream."""
     left, right = StreamHarness(redis_server), StreamHarness(redis_server)
     async with left.consumed(2) as a, right.consumed(2) as b:
         for message in b.messages:  # one broker reading both streams binds one client
             message.consumer = a.messages[0].consumer
         client = redis_server.client()
-        before = calls(client, "exec", "xack", "xdel", "xackdel")
+        before = calls(client, "exec", "evalsha", "xackdel")
         mixed = [a.messages[0], b.messages[0], a.messages[1], b.messages[1]]
         results = await msgdel.delete_many(mixed, registry=left.registry)
         after = calls(client, *before)
@@ -55,9 +65,9 @@ async def test_delete_many_across_streams_keeps_input_order_in_one_round_trip(
     assert await left.stored(a.target) == await right.stored(b.target) == []
     sent = {c: after[c] - before[c] for c in before}
     if modern(redis_server):
-        assert sent == {"exec": 0, "xack": 0, "xdel": 0, "xackdel": 2}
+        assert sent == {"exec": 0, "evalsha": 0, "xackdel": 2}
     else:
-        assert sent == {"exec": 1, "xack": 2, "xdel": 4, "xackdel": 0}
+        assert sent == {"exec": 0, "evalsha": 2, "xackdel": 0}
 
 
 async def test_a_failing_client_fails_its_own_messages_only(
@@ -80,15 +90,75 @@ async def test_a_failing_client_fails_its_own_messages_only(
     assert await down.stored(gone.target) == [i for (i,) in gone.ids]
 
 
-async def test_by_default_other_groups_lose_the_entry_but_keep_no_dangling_reference(
+async def test_by_default_an_entry_stays_until_the_last_group_is_done_with_it(
     redis_server: Any,
 ) -> None:
+    """Three groups read one stream in turn: billing (the harness's group) and shipping
+    delete and are DEFERRED, the entry stays; audit, the last, deletes it."""
+    harness = StreamHarness(redis_server)
+    async with harness.consumed(2) as got:
+        client = redis_server.client()
+        for group in ("shipping", "audit"):
+            client.xgroup_create(got.target, group, id="0")
+        first = await msgdel.delete(got.messages[0], registry=harness.registry)
+        assert (first.outcome, first.removed) == (Outcome.DEFERRED, 0)
+        assert entry_ids(client, got.target) == _flat(got.ids)  # shipping, audit: unread
+        assert pending_ids(client, got.target) == list(got.ids[1])  # billing acknowledged it
+
+        client.xreadgroup("shipping", "s1", {got.target: ">"})
+        shipping = await msgdel.delete(
+            group_message(got.messages[0], "shipping"), registry=harness.registry
+        )
+        assert shipping.outcome is Outcome.DEFERRED  # audit has not even read it
+        assert entry_ids(client, got.target) == _flat(got.ids)
+
+        client.xreadgroup("audit", "a1", {got.target: ">"})
+        last = await msgdel.delete(
+            group_message(got.messages[0], "audit"), registry=harness.registry
+        )
+    assert (last.outcome, last.removed) == (Outcome.DELETED, 1)
+    assert entry_ids(client, got.target) == list(got.ids[1])  # the neighbour stays
+    for group in ("shipping", "audit"):
+        assert pending_ids(client, got.target, group) == list(got.ids[1])
+
+
+async def test_a_group_that_has_the_entry_pending_keeps_it(redis_server: Any) -> None:
     harness = StreamHarness(redis_server)
     async with harness.consumed(1) as got:
         client = redis_server.client()
         client.xgroup_create(got.target, "audit", id="0")
-        client.xreadgroup("audit", "a1", {got.target: ">"})  # audit has it pending, unacked
+        client.xreadgroup("audit", "a1", {got.target: ">"})  # read, not acknowledged
+        kept = await msgdel.delete(got.messages[0], registry=harness.registry)
+        client.xack(got.target, "audit", *got.ids[0])
+        again = await msgdel.delete(got.messages[0], registry=harness.registry)
+    assert kept.outcome is Outcome.DEFERRED
+    assert (again.outcome, again.removed) == (Outcome.DELETED, 1)
+    assert entry_ids(client, got.target) == []
+
+
+async def test_an_entry_read_without_a_group_stays_while_a_group_needs_it(
+    redis_server: Any,
+) -> None:
+    harness = PlainStreamHarness(redis_server)
+    async with harness.consumed(1) as got:
+        client = redis_server.client()
+        client.xgroup_create(got.target, "billing", id="0")
         result = await msgdel.delete(got.messages[0], registry=harness.registry)
+    assert result.outcome is Outcome.DEFERRED
+    assert entry_ids(client, got.target) == list(got.ids[0])
+
+
+async def test_ignore_other_groups_deletes_at_once_and_leaves_no_dangling_reference(
+    redis_server: Any,
+) -> None:
+    harness = StreamHarness(redis_server)
+    registry = msgdel.Registry()
+    registry.register(RedisStreamMessage, RedisStreamAdapter(ignore_other_groups=True))
+    async with harness.consumed(1) as got:
+        client = redis_server.client()
+        client.xgroup_create(got.target, "audit", id="0")
+        client.xreadgroup("audit", "a1", {got.target: ">"})  # audit has it pending, unacked
+        result = await msgdel.delete(got.messages[0], registry=registry)
     assert result.outcome is Outcome.DELETED
     assert await harness.stored(got.target) == []  # billing's PEL is checked there too
     # Redis 8.2's DELREF also drops the other group's reference; Redis 7 cannot.
@@ -96,38 +166,11 @@ async def test_by_default_other_groups_lose_the_entry_but_keep_no_dangling_refer
     assert audit == ([] if modern(redis_server) else list(got.ids[0]))
 
 
-async def test_wait_for_all_groups_defers_until_every_group_acknowledged(
-    redis8_server: Any,
-) -> None:
-    harness = StreamHarness(redis8_server)
-    registry = waiting_registry()
-    async with harness.consumed(1) as got:
-        client = redis8_server.client()
-        client.xgroup_create(got.target, "audit", id="0")
-        (entry_id,) = got.ids[0]
-
-        deferred = await msgdel.delete(got.messages[0], registry=registry)
-
-        assert (deferred.outcome, deferred.removed) == (Outcome.DEFERRED, 0)
-        assert entry_ids(client, got.target) == [entry_id]
-        assert pending_ids(client, got.target) == []  # acknowledged all the same
-
-        client.xreadgroup("audit", "a1", {got.target: ">"})
-        client.xack(got.target, "audit", entry_id)
-        deleted = await msgdel.delete(got.messages[0], registry=registry)
-
-    assert (deleted.outcome, deleted.removed) == (Outcome.DELETED, 1)
-    assert entry_ids(client, got.target) == []
-
-
-async def test_wait_for_all_groups_is_refused_on_redis_7_and_deletes_nothing(
-    redis7_server: Any,
-) -> None:
-    harness = StreamHarness(redis7_server)
-    async with harness.consumed(1) as got:
-        with pytest.raises(UnsupportedDeletion, match=r"Redis >= 8\.2"):
-            await msgdel.delete(got.messages[0], registry=waiting_registry())
-    assert await harness.stored(got.target) == list(got.ids[0])  # and still pending
+def test_the_old_wait_for_all_groups_option_still_works_and_says_what_replaces_it() -> None:
+    with pytest.warns(DeprecationWarning, match="ignore_other_groups=True"):
+        assert RedisStreamAdapter(wait_for_all_groups=False).ignore_other_groups is True
+    with pytest.warns(DeprecationWarning, match="default now"):
+        assert RedisStreamAdapter(wait_for_all_groups=True).ignore_other_groups is False
 
 
 async def test_list_messages_were_popped_on_read(redis_server: Any) -> None:
@@ -184,18 +227,19 @@ async def test_messages_faststream_acknowledged_are_deleted_in_one_command(
         client = redis_server.client()
         for message in got.messages[:2]:
             await message.ack()  # FastStream's own XACK after the handler
-        before = calls(client, "xdelex", "xackdel", "exec")
+        before = calls(client, "xack", "xdelex", "xackdel", "evalsha")
 
         results = await msgdel.delete_many(got.messages, registry=harness.registry)
 
         sent = {c: n - before[c] for c, n in calls(client, *before).items()}
     assert [(r.outcome, r.removed) for r in results] == [(Outcome.DELETED, 1)] * 3
     assert await harness.stored(got.target) == []
-    if modern(redis_server):  # XDELEX for the acked two, XACKDEL for the third
-        assert sent == {"xdelex": 1, "xackdel": 1, "exec": 0}
-    else:  # one MULTI, which XACKs all three again: FastStream 0.6 marks a message
-        # acknowledged without an XACK when it has no client to send one with
-        assert sent == {"xdelex": 0, "xackdel": 0, "exec": 1}
+    # The acked two are XACKed again (FastStream 0.6 marks a message acknowledged without an
+    # XACK when it has no client to send one with), all in one round trip.
+    if modern(redis_server):  # XACK and XDELEX ACKED for the acked two, XACKDEL for the third
+        assert sent == {"xack": 1, "xdelex": 1, "xackdel": 1, "evalsha": 0}
+    else:  # the script, once per bucket (acked, not acked), XACKs each of the three
+        assert sent == {"xack": 3, "xdelex": 0, "xackdel": 0, "evalsha": 2}
 
 
 async def test_a_deleted_group_message_counts_as_acknowledged_for_faststream(
