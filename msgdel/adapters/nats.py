@@ -142,16 +142,25 @@ class JetStreamAdapter(BaseAdapter):
         concurrency: int = DEFAULT_CONCURRENCY,
         timeout: float = 5.0,
         api_prefix: str | None = None,
+        ignore_other_consumers: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if not isinstance(ignore_other_consumers, bool):
+            raise TypeError(
+                f"ignore_other_consumers must be True or False, got {ignore_other_consumers!r}"
+            )
         self.erase = erase
         self.concurrency = concurrency
         self.timeout = timeout
         self.api_prefix = api_prefix
+        self.ignore_other_consumers = ignore_other_consumers
 
     def __repr__(self) -> str:
-        return f"JetStreamAdapter(erase={self.erase}, concurrency={self.concurrency})"
+        return (
+            f"JetStreamAdapter(erase={self.erase}, concurrency={self.concurrency}, "
+            f"ignore_other_consumers={self.ignore_other_consumers})"
+        )
 
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
         """Delete every message with at most ``concurrency`` requests in flight.
@@ -160,7 +169,9 @@ class JetStreamAdapter(BaseAdapter):
         with (a message that cannot be addressed, a sequence the server refused). Every
         other request is still made.
         """
-        plans = [self._plan(m) for m in messages]
+        plans: list[_Plan | DeleteResult | MsgdelError] = [self._plan(m) for m in messages]
+        if not self.ignore_other_consumers:
+            plans = await self._defer_what_others_need(plans)
         jobs: list[Callable[[], Awaitable[Outcome]]] = []
         for plan in plans:
             if isinstance(plan, _Plan):
@@ -210,10 +221,83 @@ class JetStreamAdapter(BaseAdapter):
             return NotDeletable("this batch mixes messages of several streams; delete them singly")
         prefix = self.api_prefix or (f"$JS.{domain}.API" if domain else "$JS.API")
         seqs = tuple(a[2] for a in found)
-        return _Plan(first._client, f"{prefix}.STREAM.MSG.DELETE.{stream}", stream, seqs)
+        subjects = tuple(m.subject for m in msgs)
+        return _Plan(first._client, prefix, stream, seqs, subjects, _consumer_of(first.reply))
+
+    async def _defer_what_others_need(
+        self, plans: list[_Plan | DeleteResult | MsgdelError]
+    ) -> list[_Plan | DeleteResult | MsgdelError]:
+        """Mark the sequences another consumer of a limits or work-queue stream still needs
+        (not acknowledged past its ack floor, and matching its filter) to be kept.
+
+        Two requests per stream and call (``STREAM.INFO`` and ``CONSUMER.LIST``), whatever
+        the number of messages. A stream whose state cannot be read fails its own messages.
+        """
+        streams: dict[tuple[int, str, str], list[_Plan]] = {}
+        for plan in plans:
+            if isinstance(plan, _Plan):
+                streams.setdefault((id(plan.client), plan.api, plan.stream), []).append(plan)
+        if not streams:
+            return plans
+        states = await asyncio.gather(
+            *(self._others(group[0]) for group in streams.values()), return_exceptions=True
+        )
+        failed: dict[int, MsgdelError] = {}
+        for group, state in zip(streams.values(), states):
+            for plan in group:
+                if isinstance(state, BaseException):
+                    failed[id(plan)] = _as_msgdel_error(
+                        f"read the consumers of JetStream stream {plan.stream!r}", state
+                    )
+                else:
+                    plan.keep = frozenset(
+                        seq
+                        for seq, subject in zip(plan.seqs, plan.subjects)
+                        if any(o.needs(seq, subject, plan.consumer) for o in state)
+                    )
+        return [failed.get(id(p), p) if isinstance(p, _Plan) else p for p in plans]
+
+    async def _others(self, plan: _Plan) -> list[_Consumer]:
+        """The consumers of ``plan``'s stream that can still need a message; none where the
+        stream's retention already waits for them (interest) or deletes itself."""
+        what = f"read the consumers of JetStream stream {plan.stream!r}"
+        _check_connected(plan.client, what)
+        listing = f"CONSUMER.LIST.{plan.stream}"
+        info, page = await asyncio.gather(  # both in flight: one round trip of latency
+            self._api(plan, f"STREAM.INFO.{plan.stream}", b"", what),
+            self._api(plan, listing, b'{"offset":0}', what),
+        )
+        if info.get("config", {}).get("retention", "limits") == "interest":
+            return []  # the server keeps a message until every consumer acknowledged it
+        consumers: list[_Consumer] = []
+        while True:
+            found = page.get("consumers") or []
+            consumers.extend(_Consumer.of(c) for c in found)
+            if not found or len(consumers) >= int(page.get("total") or 0):
+                return consumers
+            page = await self._api(plan, listing, b'{"offset":%d}' % len(consumers), what)
+
+    async def _api(self, plan: _Plan, call: str, body: bytes, what: str) -> dict[str, Any]:
+        try:
+            reply = await plan.client.request(f"{plan.api}.{call}", body, timeout=self.timeout)
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise _transport_error(what, exc) from exc
+        answer: dict[str, Any] = json.loads(reply.data)
+        if error := answer.get("error"):
+            code = int(error.get("err_code") or 0)
+            if code == STREAM_NOT_FOUND_CODE:
+                raise DeletionFailed(
+                    f"could not {what}: the stream no longer exists ({error.get('description')}); "
+                    "nothing was deleted",
+                    retryable=False,
+                )
+            raise DeletionFailed(f"could not {what}: {error}", retryable=False)
+        return answer
 
     def _job(self, plan: _Plan, seq: int) -> Callable[[], Awaitable[Outcome]]:
         async def run() -> Outcome:
+            if seq in plan.keep:
+                return Outcome.DEFERRED
             return await self._delete_seq(plan, seq)
 
         return run
@@ -257,16 +341,77 @@ def _js_address(reply: str | None) -> tuple[str, str, int] | None:
     return None
 
 
+def _consumer_of(reply: str) -> str:
+    """The consumer named in a JetStream ack subject (see :func:`_js_address`)."""
+    tokens = reply.split(".")
+    return tokens[3] if len(tokens) == 9 else tokens[5]
+
+
+def subject_matches(filter_subject: str, subject: str) -> bool:
+    """Whether NATS ``subject`` matches ``filter_subject`` (``*`` one token, ``>`` the rest)."""
+    wanted, tokens = filter_subject.split("."), subject.split(".")
+    for index, token in enumerate(wanted):
+        if token == ">":
+            return len(tokens) > index
+        if index >= len(tokens) or (token != "*" and token != tokens[index]):
+            return False
+    return len(tokens) == len(wanted)
+
+
+class _Consumer:
+    """What the server says of one consumer of a stream: which messages it still needs."""
+
+    __slots__ = ("filters", "floor", "name")
+
+    def __init__(self, name: str, floor: int, filters: tuple[str, ...]) -> None:
+        self.name = name
+        self.floor = floor  # every sequence up to here is acknowledged (or delivered)
+        self.filters = filters  # empty: every subject of the stream
+
+    @classmethod
+    def of(cls, info: dict[str, Any]) -> _Consumer:
+        config = info.get("config") or {}
+        filters = tuple(config.get("filter_subjects") or ()) or (
+            (config["filter_subject"],) if config.get("filter_subject") else ()
+        )
+        if config.get("ack_policy") == "none":  # delivered is as good as acknowledged
+            floor = int((info.get("delivered") or {}).get("stream_seq") or 0)
+        else:
+            floor = int((info.get("ack_floor") or {}).get("stream_seq") or 0)
+        return cls(str(info.get("name") or config.get("name") or ""), floor, filters)
+
+    def needs(self, seq: int, subject: str, reader: str) -> bool:
+        """Whether this consumer, not ``reader`` itself, may still deliver or await ``seq``.
+
+        Past its ack floor a sequence may have been acknowledged out of order; the server
+        does not list those, so it counts as needed: kept rather than lost."""
+        if self.name == reader or seq <= self.floor:
+            return False
+        return not self.filters or any(subject_matches(f, subject) for f in self.filters)
+
+
 class _Plan:
-    """One FastStream message's deletion requests: the client, subject and sequences."""
+    """One FastStream message's deletion requests: the client, API prefix and sequences."""
 
-    __slots__ = ("client", "seqs", "stream", "subject")
+    __slots__ = ("api", "client", "consumer", "keep", "seqs", "stream", "subject", "subjects")
 
-    def __init__(self, client: Client, subject: str, stream: str, seqs: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        client: Client,
+        api: str,
+        stream: str,
+        seqs: tuple[int, ...],
+        subjects: tuple[str, ...],
+        consumer: str,
+    ) -> None:
         self.client = client
-        self.subject = subject
+        self.api = api
+        self.subject = f"{api}.STREAM.MSG.DELETE.{stream}"
         self.stream = stream
         self.seqs = seqs
+        self.subjects = subjects  # each sequence's message subject
+        self.consumer = consumer  # the consumer that delivered it
+        self.keep: frozenset[int] = frozenset()  # sequences another consumer still needs
 
     def what(self, seq: int) -> str:
         return f"delete sequence {seq} from JetStream stream {self.stream!r}"
@@ -287,7 +432,10 @@ class _Plan:
                 retryable=getattr(error, "retryable", False),
                 cause=error,
             )
-        outcome = Outcome.DELETED if removed else Outcome.ALREADY_GONE
+        if any(o is Outcome.DEFERRED for o in outcomes):
+            outcome = Outcome.DEFERRED  # kept, for now, for another consumer
+        else:
+            outcome = Outcome.DELETED if removed else Outcome.ALREADY_GONE
         return DeleteResult(BROKER, self.stream, self.seqs, Semantics.EXACT, outcome, removed)
 
 

@@ -1,0 +1,126 @@
+"""JetStream: what keeping messages for other consumers costs against deleting at once.
+
+``JetStreamAdapter()`` (the default) reads the stream's retention and its consumers once per
+stream and call (``STREAM.INFO``, ``CONSUMER.LIST``) and keeps a message another consumer has
+not acknowledged; ``JetStreamAdapter(ignore_other_consumers=True)`` sends only the deletes.
+Both arms delete the same work: two streams of the same size, each read by its own durable
+consumer and by a second one that has acknowledged everything (so the default checks it and
+still deletes), ``delete_many`` of 500 per call and one ``delete`` per message, batch by batch
+interleaved. Prints messages/s per arm, the median ratio over rounds, and checks both streams
+end empty.
+
+    .venv/bin/python -m benchmarks.nats_other_consumers [--count 10000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import nats
+from faststream.nats.message import NatsMessage
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from msgdel.adapters.nats import JetStreamAdapter
+
+BATCH = 500
+ARMS = {
+    "default (keep for other consumers)": JetStreamAdapter(),
+    "ignore_other_consumers=True": JetStreamAdapter(ignore_other_consumers=True),
+}
+
+
+async def prepared(nc: Client, count: int) -> tuple[str, list[NatsMessage]]:
+    js = nc.jetstream()
+    stream = f"others_{uuid.uuid4().hex[:8]}"
+    await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream}.in"]))
+    for i in range(count):
+        await nc.publish(f"{stream}.in", b"payload-%d" % i)
+    await nc.flush()
+    while (await js.stream_info(stream)).state.messages < count:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)  # the server stores asynchronously
+    done = await js.pull_subscribe(f"{stream}.in", durable="done", stream=stream)
+    acked = 0
+    while acked < count:
+        for m in await done.fetch(min(1000, count - acked), timeout=5):
+            await m.ack()
+            acked += 1
+    await nc.flush()
+    sub = await js.pull_subscribe(
+        f"{stream}.in", durable="reader", stream=stream,
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=count + 1),
+    )  # fmt: skip
+    got: list[NatsMessage] = []
+    while len(got) < count:
+        for m in await sub.fetch(min(1000, count - len(got)), timeout=5):
+            got.append(NatsMessage(raw_message=m, body=m.data))
+    return stream, got
+
+
+async def one_round(nc: Client, count: int, single: int) -> dict[str, float]:
+    work = {name: await prepared(nc, count) for name in ARMS}
+    many = dict.fromkeys(ARMS, 0.0)
+    one = dict.fromkeys(ARMS, 0.0)
+    for start in range(0, count - single, BATCH):
+        for name, adapter in ARMS.items():
+            began = time.perf_counter()
+            await adapter.delete_many(work[name][1][start : min(start + BATCH, count - single)])
+            many[name] += time.perf_counter() - began
+    for index in range(count - single, count):
+        for name, adapter in ARMS.items():
+            began = time.perf_counter()
+            await adapter.delete(work[name][1][index])
+            one[name] += time.perf_counter() - began
+    for name, (stream, _) in work.items():
+        left = (await nc.jetstream().stream_info(stream)).state.messages
+        assert left == 0, f"{name}: {left} messages left in {stream}"
+    rates = {f"{name}, delete_many": (count - single) / many[name] for name in ARMS}
+    rates |= {f"{name}, delete": single / one[name] for name in ARMS}
+    return rates
+
+
+async def bench(url: str, count: int, rounds: int) -> None:
+    nc = await nats.connect(url)
+    try:
+        results = [await one_round(nc, count, 500) for _ in range(rounds)]
+    finally:
+        await nc.close()
+    print(f"{count:,} messages per arm and round ({count - 500:,} in delete_many of {BATCH}, "
+          f"500 one by one), {rounds} rounds")  # fmt: skip
+    for label in results[0]:
+        each = " ".join(f"{r[label]:,.0f}" for r in results)
+        print(f"  {label:<52} {statistics.median(r[label] for r in results):>9,.0f}/s  ({each})")
+    default, opt_out = ARMS
+    for call in ("delete_many", "delete"):
+        ratios = [r[f"{default}, {call}"] / r[f"{opt_out}, {call}"] for r in results]
+        print(f"  default / opt-out, {call}: {statistics.median(ratios):.2f}x "
+              f"(rounds {min(ratios):.2f}-{max(ratios):.2f})")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    from tests.testbed.nats import NatsServer
+
+    with tempfile.TemporaryDirectory() as workdir:
+        server = NatsServer(Path(workdir))
+        server.start()
+        try:
+            asyncio.run(bench(server.url, args.count, args.rounds))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
