@@ -359,8 +359,24 @@ class _Bucket:
                 mark_settled(messages[index])
 
 
+_REFUSED_CREDENTIALS = (
+    redis_errors.AuthenticationError,
+    redis_errors.AuthorizationError,
+    redis_errors.NoPermissionError,
+    redis_errors.AuthenticationWrongNumberOfArgsError,
+)
+
+
 def _failure(exc: redis_errors.RedisError) -> DeletionFailed:
     """What a redis-py error means for the deletions it interrupted."""
+    if isinstance(exc, _REFUSED_CREDENTIALS) or "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+        return DeletionFailed(
+            f"Redis refused the credentials or the permission ({type(exc).__name__}: {exc}); "
+            "nothing was deleted, and retrying with the same credentials cannot succeed: fix "
+            "the password or the ACL of the connection FastStream uses",
+            retryable=False,
+            cause=exc,
+        )
     if isinstance(exc, redis_errors.ConnectionError):  # TimeoutError is a subclass
         return DeletionFailed(
             f"Redis could not be reached ({exc}); nothing is known to be deleted, and "

@@ -267,3 +267,30 @@ async def test_a_message_whose_broker_was_closed_is_still_deleted_as_redis_py_re
 
     assert result.outcome is Outcome.DELETED
     assert await harness.stored(got.target) == []
+
+
+async def test_a_password_rotated_under_a_running_app_fails_without_retry_and_deletes_nothing(
+    own_redis: Any,
+) -> None:
+    """A reconnect with the old credentials is refused: retrying cannot succeed, and the
+    error says to fix the credentials, with no password in it."""
+    import redis
+
+    harness = StreamHarness(own_redis)
+    secret = "n3w-p@ss:w%rd"
+    async with harness.consumed(2) as got:
+        admin = own_redis.client()
+        admin.config_set("requirepass", secret)
+        admin.client_kill_filter(_type="normal", skipme=False)  # every connection reconnects
+        try:
+            outcomes = await msgdel.delete_many(
+                got.messages, registry=harness.registry, return_exceptions=True
+            )
+        finally:
+            admin = redis.Redis(host="127.0.0.1", port=own_redis.port, password=secret)
+            stored = [i.decode() for i, _ in admin.xrange(got.target)]
+            admin.config_set("requirepass", "")
+    assert all(isinstance(o, DeletionFailed) and not o.retryable for o in outcomes)
+    assert "credentials" in str(outcomes[0])
+    assert secret not in str(outcomes[0])
+    assert stored == _flat(got.ids)
