@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import nats.errors
@@ -170,8 +172,7 @@ class JetStreamAdapter(BaseAdapter):
         other request is still made.
         """
         plans: list[_Plan | DeleteResult | MsgdelError] = [self._plan(m) for m in messages]
-        if not self.ignore_other_consumers:
-            plans = await self._defer_what_others_need(plans)
+        plans = await self._check_streams(plans)
         jobs: list[Callable[[], Awaitable[Outcome]]] = []
         for plan in plans:
             if isinstance(plan, _Plan):
@@ -222,16 +223,25 @@ class JetStreamAdapter(BaseAdapter):
         prefix = self.api_prefix or (f"$JS.{domain}.API" if domain else "$JS.API")
         seqs = tuple(a[2] for a in found)
         subjects = tuple(m.subject for m in msgs)
-        return _Plan(first._client, prefix, stream, seqs, subjects, _consumer_of(first.reply))
+        times = tuple(_delivered_at(m.reply) for m in msgs)
+        return _Plan(
+            first._client, prefix, stream, seqs, subjects, times, _consumer_of(first.reply)
+        )
 
-    async def _defer_what_others_need(
+    async def _check_streams(
         self, plans: list[_Plan | DeleteResult | MsgdelError]
     ) -> list[_Plan | DeleteResult | MsgdelError]:
-        """Mark the sequences another consumer of a limits or work-queue stream still needs
-        (not acknowledged past its ack floor, and matching its filter) to be kept.
+        """Read each stream's state once per call, and from it mark what not to delete:
 
-        Two requests per stream and call (``STREAM.INFO`` and ``CONSUMER.LIST``), whatever
-        the number of messages. A stream whose state cannot be read fails its own messages.
+        - the sequences of a message older than the stream itself (the stream was deleted and
+          created again under its name: the sequence now holds another message): gone;
+        - unless ``ignore_other_consumers``, the sequences another consumer of a limits or
+          work-queue stream still needs (not acknowledged past its ack floor, and matching
+          its filter): kept.
+
+        ``STREAM.INFO`` and ``CONSUMER.LIST`` go in flight together. A stream that no longer
+        exists makes its messages ``ALREADY_GONE``; one whose state cannot be read fails its
+        own messages.
         """
         streams: dict[tuple[int, str, str], list[_Plan]] = {}
         for plan in plans:
@@ -240,62 +250,72 @@ class JetStreamAdapter(BaseAdapter):
         if not streams:
             return plans
         states = await asyncio.gather(
-            *(self._others(group[0]) for group in streams.values()), return_exceptions=True
+            *(self._stream_state(group[0]) for group in streams.values()), return_exceptions=True
         )
-        failed: dict[int, MsgdelError] = {}
+        done: dict[int, DeleteResult | MsgdelError] = {}
         for group, state in zip(streams.values(), states):
             for plan in group:
                 if isinstance(state, BaseException):
-                    failed[id(plan)] = _as_msgdel_error(
-                        f"read the consumers of JetStream stream {plan.stream!r}", state
+                    done[id(plan)] = _as_msgdel_error(plan.reading, state)
+                elif state is None:  # no such stream: nothing of it is stored
+                    done[id(plan)] = DeleteResult(
+                        BROKER, plan.stream, plan.seqs, Semantics.EXACT, Outcome.ALREADY_GONE
                     )
                 else:
+                    created, others = state
+                    plan.gone = frozenset(
+                        seq for seq, time in zip(plan.seqs, plan.times) if 0 < time < created
+                    )
                     plan.keep = frozenset(
                         seq
                         for seq, subject in zip(plan.seqs, plan.subjects)
-                        if any(o.needs(seq, subject, plan.consumer) for o in state)
+                        if any(o.needs(seq, subject, plan.consumer) for o in others)
                     )
-        return [failed.get(id(p), p) if isinstance(p, _Plan) else p for p in plans]
+        return [done.get(id(p), p) if isinstance(p, _Plan) else p for p in plans]
 
-    async def _others(self, plan: _Plan) -> list[_Consumer]:
-        """The consumers of ``plan``'s stream that can still need a message; none where the
-        stream's retention already waits for them (interest) or deletes itself."""
-        what = f"read the consumers of JetStream stream {plan.stream!r}"
-        _check_connected(plan.client, what)
+    async def _stream_state(self, plan: _Plan) -> tuple[int, list[_Consumer]] | None:
+        """When ``plan``'s stream was created (ns), and the consumers that can still need a
+        message (none where its retention waits for them itself: interest); None when the
+        stream does not exist."""
+        _check_connected(plan.client, plan.reading)
         listing = f"CONSUMER.LIST.{plan.stream}"
-        info, page = await asyncio.gather(  # both in flight: one round trip of latency
-            self._api(plan, f"STREAM.INFO.{plan.stream}", b"", what),
-            self._api(plan, listing, b'{"offset":0}', what),
-        )
-        if info.get("config", {}).get("retention", "limits") == "interest":
-            return []  # the server keeps a message until every consumer acknowledged it
+        calls = [self._api(plan, f"STREAM.INFO.{plan.stream}", b"")]
+        if not self.ignore_other_consumers:
+            calls.append(self._api(plan, listing, b'{"offset":0}'))
+        info, *pages = await asyncio.gather(*calls)  # in flight together
+        if info is None:
+            return None
+        created = _nanoseconds(str(info.get("created") or ""))
+        config = info.get("config") or {}
+        if not pages or pages[0] is None or config.get("retention", "limits") == "interest":
+            return created, []
         consumers: list[_Consumer] = []
-        while True:
+        page: dict[str, Any] | None = pages[0]
+        while page is not None:
             found = page.get("consumers") or []
             consumers.extend(_Consumer.of(c) for c in found)
             if not found or len(consumers) >= int(page.get("total") or 0):
-                return consumers
-            page = await self._api(plan, listing, b'{"offset":%d}' % len(consumers), what)
+                break
+            page = await self._api(plan, listing, b'{"offset":%d}' % len(consumers))
+        return created, consumers
 
-    async def _api(self, plan: _Plan, call: str, body: bytes, what: str) -> dict[str, Any]:
+    async def _api(self, plan: _Plan, call: str, body: bytes) -> dict[str, Any] | None:
+        """A JetStream API answer; None when the stream does not exist."""
         try:
             reply = await plan.client.request(f"{plan.api}.{call}", body, timeout=self.timeout)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise _transport_error(what, exc) from exc
+            raise _transport_error(plan.reading, exc) from exc
         answer: dict[str, Any] = json.loads(reply.data)
         if error := answer.get("error"):
-            code = int(error.get("err_code") or 0)
-            if code == STREAM_NOT_FOUND_CODE:
-                raise DeletionFailed(
-                    f"could not {what}: the stream no longer exists ({error.get('description')}); "
-                    "nothing was deleted",
-                    retryable=False,
-                )
-            raise DeletionFailed(f"could not {what}: {error}", retryable=False)
+            if int(error.get("err_code") or 0) == STREAM_NOT_FOUND_CODE:
+                return None
+            raise DeletionFailed(f"could not {plan.reading}: {error}", retryable=False)
         return answer
 
     def _job(self, plan: _Plan, seq: int) -> Callable[[], Awaitable[Outcome]]:
         async def run() -> Outcome:
+            if seq in plan.gone:
+                return Outcome.ALREADY_GONE
             if seq in plan.keep:
                 return Outcome.DEFERRED
             return await self._delete_seq(plan, seq)
@@ -339,6 +359,24 @@ def _js_address(reply: str | None) -> tuple[str, str, int] | None:
         domain = "" if tokens[2] == "_" else tokens[2]
         return domain, tokens[4], int(tokens[7])
     return None
+
+
+def _delivered_at(reply: str) -> int:
+    """The message's timestamp (ns since the epoch) in a JetStream ack subject; 0 if absent."""
+    tokens = reply.split(".")
+    token = tokens[7] if len(tokens) == 9 else tokens[9] if len(tokens) >= 11 else ""
+    return int(token) if token.isdigit() else 0
+
+
+def _nanoseconds(stamp: str) -> int:
+    """An RFC 3339 time as the server writes it (``2026-12-01T11:16:27.123456789Z``) in ns
+    since the epoch; 0 when it cannot be read (nothing is then taken for re-created)."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", stamp)
+    if match is None:
+        return 0
+    whole, fraction, zone = match.groups()
+    seconds = datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone)).timestamp()
+    return int(seconds) * 1_000_000_000 + int((fraction or "0").ljust(9, "0")[:9])
 
 
 def _consumer_of(reply: str) -> str:
@@ -393,7 +431,10 @@ class _Consumer:
 class _Plan:
     """One FastStream message's deletion requests: the client, API prefix and sequences."""
 
-    __slots__ = ("api", "client", "consumer", "keep", "seqs", "stream", "subject", "subjects")
+    __slots__ = (
+        "api", "client", "consumer", "gone", "keep", "seqs", "stream", "subject", "subjects",
+        "times",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -402,6 +443,7 @@ class _Plan:
         stream: str,
         seqs: tuple[int, ...],
         subjects: tuple[str, ...],
+        times: tuple[int, ...],
         consumer: str,
     ) -> None:
         self.client = client
@@ -411,7 +453,13 @@ class _Plan:
         self.seqs = seqs
         self.subjects = subjects  # each sequence's message subject
         self.consumer = consumer  # the consumer that delivered it
+        self.times = times  # each sequence's message timestamp, ns
         self.keep: frozenset[int] = frozenset()  # sequences another consumer still needs
+        self.gone: frozenset[int] = frozenset()  # older than the stream: another message now
+
+    @property
+    def reading(self) -> str:
+        return f"read the state of JetStream stream {self.stream!r}"
 
     def what(self, seq: int) -> str:
         return f"delete sequence {seq} from JetStream stream {self.stream!r}"
