@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
 import attrs
 
-from msgdel.errors import DeletionFailed, NotDeletable
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable
 from msgdel.features import Features
 from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
@@ -27,6 +27,11 @@ logger = logging.getLogger("msgdel.kafka")
 Strategy = Literal["truncate", "tombstone"]
 TP = tuple[str, int]
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+Work = list[tuple[int, "list[Record]"]]
+"""The messages of one backend: each message's index in the batch and its records."""
+Outcomes = list[tuple[int, "DeleteResult | MsgdelError"]]
 
 RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 """Backoff between attempts of a retriable request (leader moved, broker restarting); the last
@@ -56,10 +61,12 @@ class Backend(Protocol):
     async def log_starts(self, tps: Sequence[TP]) -> dict[TP, int]:
         """Each partition's current log start offset (low watermark)."""
 
-    async def delete_records(self, points: dict[TP, int]) -> dict[TP, int]:
-        """DeleteRecords before ``points[tp]``, one request per leader; the new low watermarks.
+    async def delete_records(self, points: dict[TP, int]) -> dict[TP, int | MsgdelError]:
+        """DeleteRecords before ``points[tp]``, one request per leader: each partition's new
+        low watermark, or the error its leader answered for that partition alone.
 
-        Raises msgdel errors; a retriable failure is ``DeletionFailed(retryable=True)``.
+        Raises (msgdel errors) only when nothing can have been deleted; a retriable failure,
+        raised or per partition, is ``DeletionFailed(retryable=True)``.
         """
 
     async def committed_floor(self, tps: Sequence[TP], exclude: str | None) -> dict[TP, int]:
@@ -71,8 +78,12 @@ class Backend(Protocol):
     async def cleanup_policy(self, topic: str) -> str:
         """The topic's ``cleanup.policy`` (for example ``delete`` or ``compact,delete``)."""
 
-    async def produce_tombstones(self, records: Sequence[Record]) -> None:
-        """Write a null value under each record's key to its partition, and wait for the acks."""
+    async def produce_tombstones(self, records: Sequence[Record]) -> list[MsgdelError | None]:
+        """Write a null value under each record's key to its partition, and wait for the acks:
+        one entry per record, ``None`` when acknowledged, else the error of that record alone.
+
+        Raises (msgdel errors) only when nothing can have been sent (no producer).
+        """
 
 
 DEFAULT_TIMEOUT = 15.0
@@ -130,6 +141,44 @@ async def with_retries(call: Callable[[], Awaitable[T]], deadline: Deadline) -> 
             await asyncio.sleep(delay)
 
 
+async def settle_each(
+    call: Callable[[list[K]], Awaitable[dict[K, V | MsgdelError]]],
+    keys: Sequence[K],
+    deadline: Deadline,
+) -> dict[K, V | MsgdelError]:
+    """An answer for every key: ``call`` on the keys not settled yet, retried (through
+    :func:`with_retries`) while some answer is ``DeletionFailed(retryable=True)``.
+
+    A key keeps the first answer that is a value or an error a retry cannot cure; the keys
+    still retriable at the deadline (or when ``call`` itself fails for good) get that error.
+    """
+    settled: dict[K, V | MsgdelError] = {}
+    pending = list(keys)
+
+    async def attempt() -> None:
+        nonlocal pending
+        got = await call(list(pending))
+        retry: DeletionFailed | None = None
+        left: list[K] = []
+        for key in pending:
+            answer = got[key]
+            if isinstance(answer, DeletionFailed) and answer.retryable:
+                retry = retry or answer
+                left.append(key)
+            else:
+                settled[key] = answer
+        pending = left
+        if retry is not None:
+            raise retry
+
+    if pending:
+        try:
+            await with_retries(attempt, deadline)
+        except MsgdelError as exc:
+            settled.update(dict.fromkeys(pending, exc))
+    return settled
+
+
 def target_of(records: Sequence[Record]) -> str:
     """``topic[partition]`` for each partition the records sit on, comma-separated."""
     if len(records) == 1:
@@ -165,7 +214,9 @@ class KafkaFamilyAdapter(BaseAdapter):
         self.protect_groups = protect_groups
         self.timeout = float(timeout)
         semantics = Semantics.PREFIX if strategy == "truncate" else Semantics.TOMBSTONE
-        self.features = Features(self.broker, semantics, closes=True)
+        # Tombstoning again writes another null value, which Kafka also removes only later.
+        repeat = Outcome.ALREADY_GONE if strategy == "truncate" else Outcome.DEFERRED
+        self.features = Features(self.broker, semantics, closes=True, repeat=repeat)
         self._policies: dict[str, str] = {}
         self._warned: set[str] = set()
 
@@ -185,36 +236,53 @@ class KafkaFamilyAdapter(BaseAdapter):
         raise NotImplementedError
 
     # -- the Deletable protocol ------------------------------------------------------------
-    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult]:
-        """Delete every message; results in input order.
+    async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
+        """Delete every message; one result or error per message, in input order.
 
         ``truncate``: one deletion point per partition (the highest offset + 1 among the
         messages), one DeleteRecords request per partition leader. ``tombstone``: every
-        keyed record gets a tombstone; a keyless one fails the call before anything is sent.
+        keyed record gets a tombstone. A message that cannot be addressed (no records, no
+        key for a tombstone, no cluster) fails alone; a partition, leader or cluster that
+        fails fails only the messages it holds.
         """
-        results: list[DeleteResult | None] = [None] * len(messages)
-        groups: dict[int, tuple[Backend, list[tuple[int, list[Record]]]]] = {}
+        outcomes: list[DeleteResult | MsgdelError | None] = [None] * len(messages)
+        groups: dict[int, tuple[Backend, Work]] = {}
         for index, message in enumerate(messages):
-            records = self.records(message)
-            backend = self.backend(message)
+            try:
+                records = self.records(message)
+                backend = self.backend(message)
+                if backend is not None and self.strategy == "tombstone":
+                    _require_keys(records)
+            except MsgdelError as exc:
+                outcomes[index] = exc
+                continue
             if backend is None:
-                results[index] = self._result(records, Outcome.SKIPPED, 0)
+                outcomes[index] = self._result(records, Outcome.SKIPPED, 0)
                 continue
             groups.setdefault(id(backend), (backend, []))[1].append((index, records))
-        if self.strategy == "tombstone":
-            for _, work in groups.values():
-                _require_keys(work)
-        deadline = Deadline.after(self.timeout)
-        for backend, work in groups.values():
-            run = self._truncate if self.strategy == "truncate" else self._tombstone
-            for index, result in await run(backend, work, deadline):
-                results[index] = result
-        return [r for r in results if r is not None]
+        if groups:
+            deadline = Deadline.after(self.timeout)
+            done = await asyncio.gather(
+                *(self._settle(backend, work, deadline) for backend, work in groups.values()),
+                return_exceptions=True,
+            )
+            for answer in done:
+                if isinstance(answer, BaseException):
+                    raise answer  # not a msgdel error: a bug, reported for the whole batch
+                for index, outcome in answer:
+                    outcomes[index] = outcome
+        return [o for o in outcomes if o is not None]
+
+    async def _settle(self, backend: Backend, work: Work, deadline: Deadline) -> Outcomes:
+        """The outcomes of one backend's messages; its failure is theirs alone."""
+        run = self._truncate if self.strategy == "truncate" else self._tombstone
+        try:
+            return await run(backend, work, deadline)
+        except MsgdelError as exc:
+            return [(index, exc) for index, _ in work]
 
     # -- truncate ---------------------------------------------------------------------------
-    async def _truncate(
-        self, backend: Backend, work: list[tuple[int, list[Record]]], deadline: Deadline
-    ) -> list[tuple[int, DeleteResult]]:
+    async def _truncate(self, backend: Backend, work: Work, deadline: Deadline) -> Outcomes:
         wanted: dict[TP, int] = {}
         for _, records in work:
             for r in records:
@@ -229,9 +297,16 @@ class KafkaFamilyAdapter(BaseAdapter):
                 points[tp] = min(points[tp], committed)
         old = await with_retries(lambda: backend.log_starts(tps), deadline)
         send = {tp: point for tp, point in points.items() if point > old[tp]}
+        answers = await settle_each(
+            lambda part: backend.delete_records({tp: send[tp] for tp in part}), list(send), deadline
+        )
         new = dict(old)
-        if send:
-            new.update(await with_retries(lambda: backend.delete_records(send), deadline))
+        failed: dict[TP, MsgdelError] = {}
+        for tp, answer in answers.items():
+            if isinstance(answer, MsgdelError):
+                failed[tp] = answer
+            else:
+                new[tp] = answer
 
         # A partition's removed count goes to the (first) message that set its deletion point.
         owner: dict[TP, int] = {}
@@ -239,8 +314,12 @@ class KafkaFamilyAdapter(BaseAdapter):
             for r in records:
                 if r.offset + 1 == wanted[r.tp]:
                     owner.setdefault(r.tp, index)
-        done: list[tuple[int, DeleteResult]] = []
+        done: Outcomes = []
         for index, records in work:
+            error = next((failed[r.tp] for r in records if r.tp in failed), None)
+            if error is not None:
+                done.append((index, error))
+                continue
             if all(r.offset < old[r.tp] for r in records):
                 outcome = Outcome.ALREADY_GONE
             elif any(r.offset >= new[r.tp] for r in records):
@@ -261,18 +340,25 @@ class KafkaFamilyAdapter(BaseAdapter):
         return done
 
     # -- tombstone --------------------------------------------------------------------------
-    async def _tombstone(
-        self, backend: Backend, work: list[tuple[int, list[Record]]], deadline: Deadline
-    ) -> list[tuple[int, DeleteResult]]:
+    async def _tombstone(self, backend: Backend, work: Work, deadline: Deadline) -> Outcomes:
         unique: dict[tuple[TP, bytes | None], Record] = {}
         for _, records in work:
             for r in records:
                 unique[(r.tp, r.key)] = r
         for topic in dict.fromkeys(r.topic for r in unique.values()):
             await self._warn_unless_compacted(backend, topic, deadline)
-        tombstones = list(unique.values())
-        await with_retries(lambda: backend.produce_tombstones(tombstones), deadline)
-        return [(index, self._result(records, Outcome.DEFERRED, 0)) for index, records in work]
+
+        async def produce(keys: list[tuple[TP, bytes | None]]) -> dict[Any, MsgdelError | None]:
+            return dict(zip(keys, await backend.produce_tombstones([unique[k] for k in keys])))
+
+        answers = await settle_each(produce, list(unique), deadline)
+        done: Outcomes = []
+        for index, records in work:
+            error = next((e for r in records if (e := answers[(r.tp, r.key)]) is not None), None)
+            done.append(
+                (index, self._result(records, Outcome.DEFERRED, 0) if error is None else error)
+            )
+        return done
 
     async def _warn_unless_compacted(
         self, backend: Backend, topic: str, deadline: Deadline
@@ -302,19 +388,27 @@ class KafkaFamilyAdapter(BaseAdapter):
         )
 
 
-def _require_keys(work: list[tuple[int, list[Record]]]) -> None:
-    for _, records in work:
-        for r in records:
-            if r.key is None:
-                raise NotDeletable(
-                    f"the record at {r.topic}[{r.partition}] offset {r.offset} has no key, so a "
-                    "tombstone cannot address it: nothing was sent. Publish with a key, or "
-                    "use strategy='truncate'"
-                )
+def _require_keys(records: list[Record]) -> None:
+    for r in records:
+        if r.key is None:
+            raise NotDeletable(
+                f"the record at {r.topic}[{r.partition}] offset {r.offset} has no key, so a "
+                "tombstone cannot address it: nothing was sent for this message. Publish with "
+                "a key, or use strategy='truncate'"
+            )
 
 
-def require_records(records: list[Record], message: Any) -> list[Record]:
-    """``records`` unless empty; an empty batch cannot be addressed."""
-    if not records:
+def raw_records(message: Any) -> tuple[Any, ...]:
+    """The client records a single or batch message holds; ``NotDeletable`` when it holds
+    none (an empty batch, or a message no broker delivered)."""
+    raw = getattr(message, "raw_message", None)
+    if raw is None:
+        raise NotDeletable(
+            f"{type(message).__name__} holds no Kafka record (no raw_message): no broker "
+            "delivered it, so there is nothing to address"
+        )
+    # a tuple from a real consumer; a list from FastStream's in-memory TestKafkaBroker
+    batch = tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
+    if not batch:
         raise NotDeletable(f"{type(message).__name__} holds no Kafka records to delete")
-    return records
+    return batch

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -31,9 +32,9 @@ from msgdel.adapters._kafka_common import (
     KafkaFamilyAdapter,
     Record,
     Strategy,
-    require_records,
+    raw_records,
 )
-from msgdel.errors import DeletionFailed, NotDeletable, UnsupportedDeletion
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 
 DELETE_RECORDS_VERSION = (2, 5)
 """First confluent-kafka release with ``AdminClient.delete_records``."""
@@ -50,8 +51,14 @@ _STALE_METADATA = {
     KafkaError.FENCED_LEADER_EPOCH,
     KafkaError.UNKNOWN_LEADER_EPOCH,
     KafkaError._NOENT,  # "no leaders found"
+    KafkaError._TIMED_OUT,  # waited for a leader whose broker stopped
 }
 """Errors after which librdkafka's admin client keeps failing on its cached metadata."""
+ATTEMPT_TIMEOUT = 3.0
+"""Seconds one admin request may take before it fails and is retried with a new client.
+
+Without it librdkafka waits ``socket.timeout.ms`` (60 s) for a partition leader whose broker
+stopped, long past the call's deadline, instead of looking up the new leader."""
 T = TypeVar("T")
 
 
@@ -65,7 +72,7 @@ def connection_config(consumer_config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in consumer_config.items() if k.startswith(_CONNECTION_PREFIXES)}
 
 
-def translate(exc: BaseException, doing: str) -> BaseException:
+def translate(exc: BaseException, doing: str) -> MsgdelError:
     """A msgdel error for a confluent-kafka exception raised while ``doing``."""
     error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
     if isinstance(error, KafkaError):
@@ -116,6 +123,15 @@ async def _all(futures: dict[Any, concurrent.futures.Future[Any]]) -> dict[Any, 
     return dict(zip(keys, values))
 
 
+async def _each(futures: dict[Any, concurrent.futures.Future[Any]]) -> dict[Any, Any]:
+    """As :func:`_all`, but every key gets its own value or the exception it failed with."""
+    keys = list(futures)
+    values = await asyncio.shield(
+        asyncio.gather(*(asyncio.wrap_future(futures[k]) for k in keys), return_exceptions=True)
+    )
+    return dict(zip(keys, values))
+
+
 class _Connection:
     """An admin client (FastStream's own when it has one) and a lazy producer for a cluster."""
 
@@ -142,7 +158,11 @@ class _Connection:
         """
         error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
         if isinstance(error, KafkaError) and error.code() in _STALE_METADATA:
-            self.admin = AdminClient({**self.config, "client.id": "msgdel"})
+            self.renew_admin()
+
+    def renew_admin(self) -> None:
+        """A new admin client: it fetches fresh metadata (leaders) on its first request."""
+        self.admin = AdminClient({**self.config, "client.id": "msgdel"})
 
 
 class _ConfluentBackend:
@@ -159,20 +179,40 @@ class _ConfluentBackend:
     async def log_starts(self, tps: Sequence[TP]) -> dict[TP, int]:
         request = {TopicPartition(t, p): OffsetSpec.earliest() for t, p in tps}  # type: ignore[no-untyped-call]
         try:
-            got = await _all(self.admin.list_offsets(request))
+            got = await _all(self.admin.list_offsets(request, request_timeout=ATTEMPT_TIMEOUT))
         except Exception as exc:
             self.connection.renew_admin_after(exc)
             raise translate(exc, "read the log start offsets") from exc
-        return {(tp.topic, tp.partition): int(info.offset) for tp, info in got.items()}
+        starts = {(tp.topic, tp.partition): int(info.offset) for tp, info in got.items()}
+        unknown = [f"{t}[{p}]" for (t, p), start in starts.items() if start < 0]
+        if unknown:
+            # librdkafka answers OFFSET_INVALID (-1001) when the leader it asked has gone
+            # (a broker stopped): a new client looks the leaders up again.
+            self.connection.renew_admin()
+            raise DeletionFailed(
+                f"Kafka reported no log start offset for {', '.join(unknown)} (its leader is "
+                "moving); retrying can succeed",
+                retryable=True,
+            )
+        return starts
 
-    async def delete_records(self, points: dict[TP, int]) -> dict[TP, int]:
+    async def delete_records(self, points: dict[TP, int]) -> dict[TP, int | MsgdelError]:
         request = [TopicPartition(t, p, point) for (t, p), point in points.items()]
         try:
-            got = await _all(self.admin.delete_records(request))
+            # librdkafka sends one request per leader and answers each partition on its own.
+            got = await _each(self.admin.delete_records(request, request_timeout=ATTEMPT_TIMEOUT))
         except Exception as exc:
             self.connection.renew_admin_after(exc)
             raise translate(exc, "delete records (DeleteRecords)") from exc
-        return {(tp.topic, tp.partition): int(done.low_watermark) for tp, done in got.items()}
+        answers: dict[TP, int | MsgdelError] = {}
+        for tp, done in got.items():
+            if isinstance(done, BaseException):
+                self.connection.renew_admin_after(done)
+                where = f"{tp.topic}[{tp.partition}]"
+                answers[tp.topic, tp.partition] = translate(done, f"delete records of {where}")
+            else:
+                answers[tp.topic, tp.partition] = int(done.low_watermark)
+        return answers
 
     async def committed_floor(self, tps: Sequence[TP], exclude: str | None) -> dict[TP, int]:
         from confluent_kafka import ConsumerGroupTopicPartitions
@@ -203,31 +243,32 @@ class _ConfluentBackend:
         entry = entries.get("cleanup.policy")
         return str(entry.value) if entry is not None else "delete"
 
-    async def produce_tombstones(self, records: Sequence[Record]) -> None:
-        await asyncio.to_thread(self._produce_and_flush, records)
+    async def produce_tombstones(self, records: Sequence[Record]) -> list[MsgdelError | None]:
+        return await asyncio.to_thread(self._produce_and_flush, records)
 
-    def _produce_and_flush(self, records: Sequence[Record]) -> None:
-        failures: list[KafkaError] = []
+    def _produce_and_flush(self, records: Sequence[Record]) -> list[MsgdelError | None]:
+        unacknowledged = DeletionFailed(
+            "the tombstone was not acknowledged within 30s; retrying can succeed", retryable=True
+        )
+        answers: list[MsgdelError | None] = [unacknowledged] * len(records)
 
-        def delivered(error: KafkaError | None, _message: Any) -> None:
+        def delivered(index: int, error: KafkaError | None, _message: Any) -> None:
+            answers[index] = None
             if error is not None:
-                failures.append(error)
+                answers[index] = translate(KafkaException(error), "produce a tombstone")
 
         try:
             producer = self.connection.get_producer()
-            for r in records:
-                producer.produce(r.topic, value=None, key=r.key, partition=r.partition,
-                                 on_delivery=delivered)  # fmt: skip
-            left = producer.flush(30)
         except Exception as exc:
             raise translate(exc, "produce the tombstones") from exc
-        if failures:
-            raise translate(KafkaException(failures[0]), "produce the tombstones")
-        if left:
-            raise DeletionFailed(
-                f"{left} tombstones were not acknowledged within 30s; retrying can succeed",
-                retryable=True,
-            )
+        for index, r in enumerate(records):
+            try:
+                producer.produce(r.topic, value=None, key=r.key, partition=r.partition,
+                                 on_delivery=functools.partial(delivered, index))  # fmt: skip
+            except Exception as exc:
+                answers[index] = translate(exc, f"produce a tombstone to {r.topic}[{r.partition}]")
+        producer.flush(30)
+        return answers
 
 
 class ConfluentAdapter(KafkaFamilyAdapter):
@@ -253,12 +294,10 @@ class ConfluentAdapter(KafkaFamilyAdapter):
         self._backends: dict[tuple[Any, ...], _ConfluentBackend] = {}
 
     def records(self, message: Any) -> list[Record]:
-        raw = message.raw_message
-        batch = raw if isinstance(raw, tuple) else (raw,)
-        return require_records(
-            [Record(str(m.topic()), int(m.partition()), int(m.offset()), m.key()) for m in batch],
-            message,
-        )
+        return [
+            Record(str(m.topic()), int(m.partition()), int(m.offset()), m.key())
+            for m in raw_records(message)
+        ]
 
     def backend(self, message: Any) -> Backend | None:
         consumer = getattr(message, "consumer", None)

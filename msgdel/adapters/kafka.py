@@ -30,9 +30,9 @@ from msgdel.adapters._kafka_common import (
     KafkaFamilyAdapter,
     Record,
     Strategy,
-    require_records,
+    raw_records,
 )
-from msgdel.errors import DeletionFailed, NotDeletable, UnsupportedDeletion
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 
 DELETE_RECORDS_VERSION = (0, 11)
 """First aiokafka release whose admin client has ``delete_records``."""
@@ -75,7 +75,7 @@ def _settings_key(settings: dict[str, Any]) -> tuple[Any, ...]:
     return (servers, *rest)
 
 
-def translate(exc: BaseException, doing: str) -> BaseException:
+def translate(exc: BaseException, doing: str) -> MsgdelError:
     """A msgdel error for an aiokafka exception raised while ``doing``."""
     if isinstance(exc, kafka_errors.PolicyViolationError):
         return UnsupportedDeletion(
@@ -186,16 +186,61 @@ class _AiokafkaBackend:
             raise translate(exc, "read the log start offsets") from exc
         return {(tp.topic, tp.partition): int(offset) for tp, offset in got.items()}
 
-    async def delete_records(self, points: dict[TP, int]) -> dict[TP, int]:
-        from aiokafka.admin import RecordsToDelete
-
+    async def delete_records(self, points: dict[TP, int]) -> dict[TP, int | MsgdelError]:
         try:
             admin = await self.connection.get_admin()
-            got = await admin.delete_records(
-                {TopicPartition(t, p): RecordsToDelete(point) for (t, p), point in points.items()}
-            )
+            leaders = await self._leaders(admin, points)
         except Exception as exc:
-            raise translate(exc, "delete records (DeleteRecords)") from exc
+            raise translate(exc, "find the partition leaders for DeleteRecords") from exc
+        answers: dict[TP, int | MsgdelError] = {}
+        by_leader: dict[int, dict[TP, int]] = {}
+        for tp, point in points.items():
+            leader = leaders.get(tp, -1)
+            if leader < 0:
+                answers[tp] = DeletionFailed(
+                    f"Kafka knows no leader for {tp[0]}[{tp[1]}] right now; retrying can succeed",
+                    retryable=True,
+                )
+            else:
+                by_leader.setdefault(leader, {})[tp] = point
+        for got in await asyncio.gather(*(self._delete_on(admin, p) for p in by_leader.values())):
+            answers.update(got)
+        return answers
+
+    async def _leaders(self, admin: Any, points: dict[TP, int]) -> dict[TP, int]:
+        """Each partition's leader (one metadata request); no lookup for a single partition."""
+        if len(points) == 1:
+            return dict.fromkeys(points, 0)  # one leader, whichever: the client looks it up
+        topics = sorted({topic for topic, _ in points})
+        described = await admin.describe_topics(topics)
+        return {
+            (str(t["topic"]), int(p["partition"])): int(p["leader"])
+            for t in described
+            for p in t["partitions"]
+        }
+
+    async def _delete_on(self, admin: Any, points: dict[TP, int]) -> dict[TP, int | MsgdelError]:
+        """One DeleteRecords request (the partitions of one leader).
+
+        aiokafka raises the first partition error of the answer and drops the rest of it; the
+        partitions whose log start reached their point were deleted all the same, so the log
+        starts are read back to tell them from the ones that failed.
+        """
+        from aiokafka.admin import RecordsToDelete
+
+        request = {TopicPartition(t, p): RecordsToDelete(point) for (t, p), point in points.items()}
+        try:
+            got = await admin.delete_records(request)
+        except Exception as exc:
+            error = translate(exc, "delete records (DeleteRecords)")
+            try:
+                starts = await self.log_starts(list(points))
+            except MsgdelError:
+                starts = {}
+            return {
+                tp: start if (start := starts.get(tp, -1)) >= point else error
+                for tp, point in points.items()
+            }
         return {(tp.topic, tp.partition): int(low) for tp, low in got.items()}
 
     async def committed_floor(self, tps: Sequence[TP], exclude: str | None) -> dict[TP, int]:
@@ -236,16 +281,22 @@ class _AiokafkaBackend:
                         return str(entry[1])
         return "delete"
 
-    async def produce_tombstones(self, records: Sequence[Record]) -> None:
+    async def produce_tombstones(self, records: Sequence[Record]) -> list[MsgdelError | None]:
         try:
             producer = await self.connection.get_producer()
-            sent = [
-                await producer.send(r.topic, value=None, key=r.key, partition=r.partition)
-                for r in records
-            ]
-            await asyncio.gather(*sent)
         except Exception as exc:
             raise translate(exc, "produce the tombstones") from exc
+
+        async def tombstone(r: Record) -> MsgdelError | None:
+            try:
+                sent = await producer.send(r.topic, value=None, key=r.key, partition=r.partition)
+                await sent
+            except Exception as exc:
+                return translate(exc, f"produce a tombstone to {r.topic}[{r.partition}]")
+            return None
+
+        # Concurrently: the producer batches them per partition; each gets its own answer.
+        return list(await asyncio.gather(*(tombstone(r) for r in records)))
 
 
 class KafkaAdapter(KafkaFamilyAdapter):
@@ -273,11 +324,9 @@ class KafkaAdapter(KafkaFamilyAdapter):
         )
 
     def records(self, message: Any) -> list[Record]:
-        raw = message.raw_message
-        batch = raw if isinstance(raw, tuple) else (raw,)
-        return require_records(
-            [Record(r.topic, int(r.partition), int(r.offset), r.key) for r in batch], message
-        )
+        return [
+            Record(r.topic, int(r.partition), int(r.offset), r.key) for r in raw_records(message)
+        ]
 
     def backend(self, message: Any) -> Backend | None:
         consumer = getattr(message, "consumer", None)

@@ -2,8 +2,8 @@
 
 The retry loop is shared by both Kafka adapters and imports neither client, so it is specified
 here with plain coroutines and runs in the core envs (this file's name avoids "kafka", which
-would collect it only where aiokafka is installed); tests/kafka/test_adapter.py drives it
-against a stopped broker.
+would collect it only where aiokafka is installed); the conformance kit's broker-restart case
+(tests/kafka_family.py) drives it against a stopped broker.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import asyncio
 
 import pytest
 
-from msgdel import DeletionFailed
+from msgdel import DeletionFailed, MsgdelError, UnsupportedDeletion
 from msgdel.adapters import _kafka_common
-from msgdel.adapters._kafka_common import Deadline, with_retries
+from msgdel.adapters._kafka_common import Deadline, settle_each, with_retries
 
 
 @pytest.fixture(autouse=True)
@@ -96,3 +96,39 @@ async def test_an_unanswered_request_is_cancelled_at_the_deadline() -> None:
     with pytest.raises(DeletionFailed, match=r"did not answer within 0\.1s") as failed:
         await with_retries(hangs, Deadline.after(0.1))
     assert failed.value.retryable
+
+
+class PerPartition:
+    """A request answering each key from a script: ``answers[key]`` is a list of answers,
+    one per attempt that asks for the key (the last one repeats)."""
+
+    def __init__(self, answers: dict[str, list[int | MsgdelError]]) -> None:
+        self.answers = answers
+        self.asked: list[list[str]] = []
+
+    async def __call__(self, keys: list[str]) -> dict[str, int | MsgdelError]:
+        self.asked.append(keys)
+        attempt = sum(1 for asked in self.asked if keys[0] in asked) - 1
+        return {k: self.answers[k][min(attempt, len(self.answers[k]) - 1)] for k in keys}
+
+
+async def test_only_the_keys_that_failed_retryably_are_asked_again() -> None:
+    moved = DeletionFailed("leader moved", retryable=True)
+    refused = UnsupportedDeletion("compact-only topic")
+    request = PerPartition({"a": [1], "b": [moved, 2], "c": [refused]})
+
+    answers = await settle_each(request, ["a", "b", "c"], Deadline.after(5))
+
+    assert answers == {"a": 1, "b": 2, "c": refused}
+    assert request.asked == [["a", "b", "c"], ["b"]]
+
+
+async def test_keys_still_failing_at_the_deadline_get_that_error_the_others_keep_theirs() -> None:
+    down = DeletionFailed("broker restarting", retryable=True)
+    request = PerPartition({"a": [1], "b": [down]})
+
+    answers = await settle_each(request, ["a", "b"], Deadline.after(0.2))
+
+    assert answers["a"] == 1
+    assert isinstance(answers["b"], DeletionFailed)
+    assert answers["b"].retryable
