@@ -509,26 +509,54 @@ class KafkaSpecs:
         assert await client.log_range(kafka_server, topic) == (2, 3)
         assert [offset for offset, _, _ in await client.read_all(kafka_server, topic)] == [2]
 
-    async def test_protect_groups_stops_at_a_lagging_group_until_it_commits(
-        self, client: KafkaClient, kafka_server: Server
+    @pytest.mark.parametrize("where", ["kafka_server", "kafka_cluster"])
+    async def test_by_default_truncation_waits_for_every_other_group_to_commit(
+        self, client: KafkaClient, where: str, request: pytest.FixtureRequest
     ) -> None:
+        """Two other groups read the topic: "billing" committed up to 1, "shipping" up to 2.
+        The log start stops at the lowest (DEFERRED); as they catch up it follows; once both
+        committed past the message, it is deleted."""
+        server: Server = request.getfixturevalue(where)
         topic = unique("protect")
-        await client.produce(kafka_server, topic, [None] * 4)
-        await client.commit(kafka_server, "lagging", topic, 1)
-        adapter = client.adapter(protect_groups=True)
+        await client.create_topic(server, topic, assignment=[[1]])
+        await client.produce(server, topic, [None] * 4)
+        await client.commit(server, "billing", topic, 1)
+        await client.commit(server, "shipping", topic, 2)
+        adapter = client.adapter()  # protect_groups=True is the default
         try:
-            async with consuming(client, kafka_server, topic, 4) as running:
+            async with consuming(client, server, topic, 4) as running:
                 capped = await adapter.delete(running.messages[3])
-                assert await client.log_range(kafka_server, topic) == (1, 4)
+                assert await client.log_range(server, topic) == (1, 4)
 
-                await client.commit(kafka_server, "lagging", topic, 4)
+                await client.commit(server, "billing", topic, 3)
+                still = await adapter.delete(running.messages[3])
+                assert await client.log_range(server, topic) == (2, 4)
+
+                await client.commit(server, "shipping", topic, 4)
+                await client.commit(server, "billing", topic, 4)
                 caught_up = await adapter.delete(running.messages[3])
         finally:
             await adapter.aclose()
 
         assert (capped.outcome, capped.removed) == (Outcome.DEFERRED, 1)
-        assert (caught_up.outcome, caught_up.removed) == (Outcome.DELETED, 3)
-        assert await client.log_range(kafka_server, topic) == (4, 4)
+        assert (still.outcome, still.removed) == (Outcome.DEFERRED, 1)
+        assert (caught_up.outcome, caught_up.removed) == (Outcome.DELETED, 2)
+        assert await client.log_range(server, topic) == (4, 4)
+
+    async def test_protect_groups_false_truncates_for_every_group_at_once(
+        self, client: KafkaClient, kafka_server: Server
+    ) -> None:
+        topic = unique("unprotected")
+        await client.produce(kafka_server, topic, [None] * 3)
+        await client.commit(kafka_server, "lagging", topic, 0)
+        adapter = client.adapter(protect_groups=False)
+        try:
+            async with consuming(client, kafka_server, topic, 3) as running:
+                result = await adapter.delete(running.messages[2])
+        finally:
+            await adapter.aclose()
+        assert (result.outcome, result.removed) == (Outcome.DELETED, 3)
+        assert await client.log_range(kafka_server, topic) == (3, 3)
 
     @pytest.mark.parametrize("policy", ["compact", "delete"])
     async def test_a_tombstone_is_deferred_and_warns_unless_the_topic_is_compacted(
@@ -619,20 +647,26 @@ class KafkaSpecs:
             assert deletion_requests(kafka_cluster, Partition(topic, partition)) == 1
 
     async def test_delete_follows_the_partition_leader_when_its_broker_stops(
-        self, client: KafkaClient, kafka_cluster: Server, adapter: Any
+        self, client: KafkaClient, kafka_cluster: Server
     ) -> None:
         topic = unique("failover")
         await client.create_topic(kafka_cluster, topic, assignment=[[1, 2, 3]])
         await client.produce(kafka_cluster, topic, [None] * 3)
-        async with consuming(client, kafka_cluster, topic, 3) as running:
-            first = await adapter.delete(running.messages[0])  # broker 1 is its leader now
-        # FastStream's consumer has stopped (see KafkaHarness.stop).
-        await asyncio.to_thread(kafka_cluster.node(1).stop)
+        # Not waiting for other groups: a stopped broker may coordinate some group, whose
+        # offsets then cannot be read (DeletionFailed, retryable) until another one takes over.
+        adapter = client.adapter(protect_groups=False)
         try:
-            second = await adapter.delete(running.messages[1])
-            assert await client.log_range(kafka_cluster, topic) == (2, 3)
+            async with consuming(client, kafka_cluster, topic, 3) as running:
+                first = await adapter.delete(running.messages[0])  # broker 1 leads it now
+            # FastStream's consumer has stopped (see KafkaHarness.stop).
+            await asyncio.to_thread(kafka_cluster.node(1).stop)
+            try:
+                second = await adapter.delete(running.messages[1])
+                assert await client.log_range(kafka_cluster, topic) == (2, 3)
+            finally:
+                await asyncio.to_thread(kafka_cluster.node(1).start)
         finally:
-            await asyncio.to_thread(kafka_cluster.node(1).start)
+            await adapter.aclose()
 
         assert (first.outcome, first.removed) == (Outcome.DELETED, 1)
         assert (second.outcome, second.removed) == (Outcome.DELETED, 1)

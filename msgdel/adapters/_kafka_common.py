@@ -191,8 +191,10 @@ class KafkaFamilyAdapter(BaseAdapter):
     """The delete logic of both Kafka adapters; subclasses bind messages to a :class:`Backend`.
 
     ``strategy="truncate"`` (semantics PREFIX) or ``"tombstone"`` (semantics TOMBSTONE);
-    ``protect_groups=True`` never truncates past an offset another consumer group has not
-    committed yet (outcome ``DEFERRED`` when that caps the deletion). ``timeout`` bounds, in
+    by default (``protect_groups=True``) it never truncates past an offset another consumer
+    group of the cluster has not committed yet (outcome ``DEFERRED`` when that caps the
+    deletion; the group that commits last truncates); ``protect_groups=False`` truncates for
+    every group at once. ``timeout`` bounds, in
     seconds, how long one ``delete``/``delete_many`` waits for the cluster, retries included;
     past it the call raises ``DeletionFailed(retryable=True)``.
     """
@@ -203,7 +205,7 @@ class KafkaFamilyAdapter(BaseAdapter):
         self,
         strategy: Strategy = "truncate",
         *,
-        protect_groups: bool = False,
+        protect_groups: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if strategy not in ("truncate", "tombstone"):
@@ -289,13 +291,16 @@ class KafkaFamilyAdapter(BaseAdapter):
                 wanted[r.tp] = max(wanted.get(r.tp, 0), r.offset + 1)
         tps = list(wanted)
         points = dict(wanted)
-        if self.protect_groups:
-            floor = await with_retries(
-                lambda: backend.committed_floor(tps, backend.group_id), deadline
+        starts = with_retries(lambda: backend.log_starts(tps), deadline)
+        if self.protect_groups:  # both reads in flight together
+            floor, old = await asyncio.gather(
+                with_retries(lambda: backend.committed_floor(tps, backend.group_id), deadline),
+                starts,
             )
             for tp, committed in floor.items():
                 points[tp] = min(points[tp], committed)
-        old = await with_retries(lambda: backend.log_starts(tps), deadline)
+        else:
+            old = await starts
         send = {tp: point for tp, point in points.items() if point > old[tp]}
         answers = await settle_each(
             lambda part: backend.delete_records({tp: send[tp] for tp in part}), list(send), deadline

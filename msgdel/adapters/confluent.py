@@ -84,7 +84,8 @@ def translate(exc: BaseException, doing: str) -> MsgdelError:
         if error.code() in _AUTH_CODES:
             return DeletionFailed(
                 f"Kafka did not authorize msgdel to {doing} ({error.str()}): grant the "
-                "principal DELETE on the topic (and DESCRIBE on the groups for protect_groups)",
+                "principal DELETE on the topic (and DESCRIBE on the consumer groups, which "
+                "protect_groups reads)",
                 retryable=False,
                 cause=exc,
             )
@@ -222,9 +223,18 @@ class _ConfluentBackend:
         try:
             listed = await asyncio.wrap_future(self.admin.list_consumer_groups())
             groups = [g.group_id for g in listed.valid if g.group_id != exclude]
-            for group in groups:
-                request = [ConsumerGroupTopicPartitions(group, wanted)]
-                answer = await _all(self.admin.list_consumer_group_offsets(request))
+            # librdkafka takes one group per request: all of them in flight at once
+            answers = await asyncio.gather(
+                *(
+                    _all(
+                        self.admin.list_consumer_group_offsets(
+                            [ConsumerGroupTopicPartitions(group, wanted)]
+                        )
+                    )
+                    for group in groups
+                )
+            )
+            for group, answer in zip(groups, answers):
                 for tp in answer[group].topic_partitions:
                     if tp.offset >= 0 and tp.offset != _NO_OFFSET:
                         key = (tp.topic, tp.partition)
@@ -286,7 +296,7 @@ class ConfluentAdapter(KafkaFamilyAdapter):
         self,
         strategy: Strategy = "truncate",
         *,
-        protect_groups: bool = False,
+        protect_groups: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(strategy, protect_groups=protect_groups, timeout=timeout)

@@ -92,7 +92,7 @@ def translate(exc: BaseException, doing: str) -> MsgdelError:
     ):
         return DeletionFailed(
             f"Kafka did not authorize msgdel to {doing} ({exc}): grant the principal DELETE on "
-            "the topic (and DESCRIBE on the consumer groups for protect_groups)",
+            "the topic (and DESCRIBE on the consumer groups, which protect_groups reads)",
             retryable=False,
             cause=exc,
         )
@@ -250,10 +250,12 @@ class _AiokafkaBackend:
             groups = await self.connection_groups(admin)
             wanted = [TopicPartition(t, p) for t, p in tps]
             floor: dict[TP, int] = {}
-            for group in groups:
-                if group == exclude:
-                    continue
-                offsets = await admin.list_consumer_group_offsets(group, partitions=wanted)
+            others = [g for g in groups if g != exclude]
+            # aiokafka sends one OffsetFetch per group: all of them in flight at once
+            answers = await asyncio.gather(
+                *(admin.list_consumer_group_offsets(g, partitions=wanted) for g in others)
+            )
+            for offsets in answers:
                 for tp, meta in offsets.items():
                     key = (tp.topic, tp.partition)
                     if meta.offset >= 0:
@@ -304,8 +306,9 @@ class KafkaAdapter(KafkaFamilyAdapter):
 
     ``strategy="truncate"`` (default, semantics PREFIX): DeleteRecords up to the message's
     offset + 1 on its partition leader, never further. ``strategy="tombstone"`` (semantics
-    TOMBSTONE): a null value under the message's key, on its partition. ``protect_groups``
-    caps truncation at the lowest offset other consumer groups committed (outcome DEFERRED).
+    TOMBSTONE): a null value under the message's key, on its partition. By default truncation
+    is capped at the lowest offset other consumer groups committed (outcome DEFERRED);
+    ``protect_groups=False`` truncates regardless.
     """
 
     broker = "kafka"
@@ -314,7 +317,7 @@ class KafkaAdapter(KafkaFamilyAdapter):
         self,
         strategy: Strategy = "truncate",
         *,
-        protect_groups: bool = False,
+        protect_groups: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(strategy, protect_groups=protect_groups, timeout=timeout)
