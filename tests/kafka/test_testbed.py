@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.testbed.smoke import numbered, round_trip
+
 
 def _topic(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -25,21 +27,14 @@ async def _publish_and_consume(
     from faststream.kafka import KafkaBroker
 
     broker = KafkaBroker(url)
-    got: list[str] = []
-    done = asyncio.Event()
-
-    @broker.subscriber(topic, group_id="smoke", auto_offset_reset="earliest")
-    async def handle(body: str) -> None:
-        got.append(body)
-        if len(got) == (expect or count):
-            done.set()
-
-    async with broker:
-        await broker.start()
-        for i in range(count):
-            await broker.publish(f"m{i}", topic=topic)
-        await asyncio.wait_for(done.wait(), 30)
-    return got
+    return await round_trip(
+        broker,
+        broker.subscriber(topic, group_id="smoke", auto_offset_reset="earliest"),
+        lambda body: broker.publish(body, topic=topic),
+        numbered(count),
+        expect=expect or count,
+        within=30,
+    )
 
 
 async def _log_offsets(url: str, topic: str) -> tuple[int, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -13,25 +12,18 @@ import zmqtt
 from faststream.mqtt import MQTTBroker
 
 from tests.mqtt.helpers import retained
+from tests.testbed.smoke import numbered, round_trip
 
 
 async def _publish_and_consume(url: str, topic: str, count: int, *, retain: bool) -> list[str]:
     broker = MQTTBroker(url)
-    got: list[str] = []
-    done = asyncio.Event()
-
-    @broker.subscriber(topic, qos=zmqtt.QoS.AT_LEAST_ONCE)
-    async def handle(body: str) -> None:
-        got.append(body)
-        if len(got) == count:
-            done.set()
-
-    async with broker:
-        await broker.start()
-        for i in range(count):
-            await broker.publish(f"m{i}", topic, qos=zmqtt.QoS.AT_LEAST_ONCE, retain=retain)
-        await asyncio.wait_for(done.wait(), 10)
-    return got
+    qos = zmqtt.QoS.AT_LEAST_ONCE
+    return await round_trip(
+        broker,
+        broker.subscriber(topic, qos=qos),
+        lambda body: broker.publish(body, topic, qos=qos, retain=retain),
+        numbered(count),
+    )
 
 
 async def test_publish_consume_then_read_the_retained_message(mosquitto_server: Any) -> None:

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import nats
 from faststream.nats import JStream, NatsBroker
 
+from tests.testbed.smoke import numbered, round_trip
+
 
 async def _publish_and_consume(url: str, stream: str, count: int) -> list[str]:
     broker = NatsBroker(url)
-    got: list[str] = []
-    done = asyncio.Event()
-
-    @broker.subscriber(f"{stream}.in", stream=JStream(stream))
-    async def handle(body: str) -> None:
-        got.append(body)
-        if len(got) == count:
-            done.set()
-
-    async with broker:
-        await broker.start()
-        for i in range(count):
-            await broker.publish(f"m{i}", f"{stream}.in", stream=stream)
-        await asyncio.wait_for(done.wait(), 10)
-    return got
+    return await round_trip(
+        broker,
+        broker.subscriber(f"{stream}.in", stream=JStream(stream)),
+        lambda body: broker.publish(body, f"{stream}.in", stream=stream),
+        numbered(count),
+    )
 
 
 async def _stream_messages(url: str, stream: str) -> int:

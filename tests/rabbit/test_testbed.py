@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 from faststream.rabbit import RabbitBroker, RabbitQueue
 
 from tests.rabbit.harness import queue_depth
+from tests.testbed.smoke import round_trip
 
 
 async def consume(url: str, queue: RabbitQueue, count: int, publish: list[str]) -> list[str]:
     """Publish ``publish`` to ``queue`` with FastStream, then consume ``count`` messages."""
     broker = RabbitBroker(url, logger=None)
-    got: list[str] = []
-    done = asyncio.Event()
-
-    @broker.subscriber(queue)
-    async def handle(body: str) -> None:
-        got.append(body)
-        if len(got) == count:
-            done.set()
-
-    async with broker:
-        await broker.start()
-        for body in publish:
-            await broker.publish(body, queue=queue, persist=True)
-        await asyncio.wait_for(done.wait(), 10)
-    return got
+    return await round_trip(
+        broker,
+        broker.subscriber(queue),
+        lambda body: broker.publish(body, queue=queue, persist=True),
+        publish,
+        expect=count,
+    )
 
 
 async def test_publish_consume_then_read_queue_depth(rabbit_server: Any) -> None:

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 from faststream.redis import RedisBroker, StreamSub
 
+from tests.testbed.smoke import numbered, round_trip
+
 
 async def _publish_and_consume(url: str, stream: str, count: int) -> list[str]:
     broker = RedisBroker(url)
-    got: list[str] = []
-    done = asyncio.Event()
-
-    @broker.subscriber(stream=StreamSub(stream, group="smoke", consumer="c1", polling_interval=10))
-    async def handle(body: str) -> None:
-        got.append(body)
-        if len(got) == count:
-            done.set()
-
-    async with broker:
-        await broker.start()
-        for i in range(count):
-            await broker.publish(f"m{i}", stream=stream)
-        await asyncio.wait_for(done.wait(), 10)
-    return got
+    sub = StreamSub(stream, group="smoke", consumer="c1", polling_interval=10)
+    return await round_trip(
+        broker,
+        broker.subscriber(stream=sub),
+        lambda body: broker.publish(body, stream=stream),
+        numbered(count),
+    )
 
 
 @pytest.mark.parametrize("server_name", ["redis7_server", "redis8_server"])
