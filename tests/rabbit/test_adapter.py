@@ -42,7 +42,7 @@ async def stream_bodies(url: str, stream: str) -> list[str]:
         await channel.set_qos(prefetch_count=100)
         queue = await channel.declare_queue(stream, passive=True)
         async with queue.iterator(arguments={"x-stream-offset": "first"}) as stream_iter:
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError):  # builtin only from 3.11
                 while True:  # the first delivery may take a while; then they come at once
                     got = await asyncio.wait_for(stream_iter.__anext__(), 0.5 if bodies else 5)
                     bodies.append(got.body.decode())
