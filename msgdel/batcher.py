@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from msgdel import _dispatch
-from msgdel.compat import bind_to_subscriber
+from msgdel.compat import bind_to_subscriber, remember_handler
 from msgdel.errors import DeletionFailed, MsgdelError
 from msgdel.protocol import Deletable
 from msgdel.registry import Registry
@@ -117,6 +117,7 @@ class Batcher:
         adapter = _dispatch.resolve(_dispatch.registry_of(self.registry), message, self.require)
         _dispatch.note_requested((message,))
         bind_to_subscriber(message)  # FastStream 0.6: only the submitting handler knows the client
+        remember_handler(message)  # the flush may run in another handler's task, or none
         while self._outstanding >= self.max_pending:
             room = self._room_event()
             room.clear()

@@ -7,6 +7,7 @@ the acknowledgement status of a message, and the 0.6 Redis binding.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import weakref
 from collections.abc import Callable
@@ -34,9 +35,31 @@ def running_subscriber(context: Any = None) -> Any | None:
     return None
 
 
-def handler_config() -> Any | None:
-    """The broker configuration of the FastStream handler running in this task, if any."""
+def handler_config(message: Any = None) -> Any | None:
+    """The broker configuration of the FastStream handler that received ``message`` (as
+    remembered by :func:`remember_handler`), else of the handler running in this task."""
+    if message is not None:
+        try:
+            remembered = _handler_configs.get(message)
+        except TypeError:  # not weakly referable
+            remembered = None
+        if remembered is not None:
+            return remembered
     return getattr(running_subscriber(), "_outer_config", None)
+
+
+def remember_handler(message: Any) -> None:
+    """Remember which broker's handler received ``message``, for a deletion that runs
+    elsewhere (a Batcher flush in another task): messages that carry no connection of their
+    own (NATS KV and object-store entries, MQTT messages, Redis list and pub/sub messages)
+    find it there, not in whatever handler happens to be running then."""
+    config = getattr(running_subscriber(), "_outer_config", None)
+    if config is not None:
+        with contextlib.suppress(TypeError):  # not weakly referable: nothing to remember
+            _handler_configs[message] = config
+
+
+_handler_configs: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def is_test_double(obj: object) -> bool:
@@ -118,6 +141,15 @@ def watch_refusal(message: Any, refused: Callable[[], None]) -> None:
             setattr(message, name, watched)
         except (AttributeError, TypeError):  # a message class with slots: committed tells
             return
+
+
+def unwatch_refusal(message: Any) -> None:
+    """Undo :func:`watch_refusal` once the handler returned (the wrappers hold the message's
+    own bound methods: left in place they would keep every message in a reference cycle)."""
+    attributes = getattr(message, "__dict__", None)
+    if attributes is not None:
+        for name in ("nack", "reject"):
+            attributes.pop(name, None)
 
 
 def is_handler_delivery(message: Any, context: Any) -> bool:

@@ -36,6 +36,7 @@ from msgdel.compat import (
     leave_acknowledgement_to_batch,
     manual_ack,
     running_subscriber,
+    unwatch_refusal,
     watch_refusal,
 )
 from msgdel.errors import MsgdelError, NotDeletable, UnsupportedDeletion
@@ -209,6 +210,7 @@ class _DeleteScope(BaseMiddleware):  # type: ignore[misc]
             return await call_next(msg)
         finally:
             _dispatch.handling.reset(token)
+            unwatch_refusal(msg)
 
     async def after_processed(
         self,

@@ -91,13 +91,10 @@ class MQTTAdapter(BaseAdapter):
                     "(raw_message); only a message an MQTT broker delivered can be deleted"
                 )
             raws.append(raw)
-        try:
-            client, unreachable = self._client(), None
-        except MsgdelError as exc:
-            client, unreachable = None, exc
-
-        # Which messages need a clearing publish now, one per topic in first-seen order.
-        clears: dict[str, Clear] = {}
+        # Which messages need a clearing publish now, one per client and topic in first-seen
+        # order: messages of two brokers (one Batcher shared by two apps) stay apart.
+        clears: dict[tuple[int, str], Clear] = {}
+        clients: dict[tuple[int, str], Any] = {}
         owners: dict[int, Clear] = {}  # index -> its clear
         earlier: dict[int, Clear] = {}  # this very message: cleared, or being cleared
         loop = asyncio.get_running_loop()
@@ -105,6 +102,10 @@ class MQTTAdapter(BaseAdapter):
             if outcomes[index] is not None:
                 continue
             raw = raws[index]
+            try:
+                client, unreachable = self._client(message), None
+            except MsgdelError as exc:
+                client, unreachable = None, exc
             if client is None and unreachable is None:  # FastStream's in-memory test broker
                 outcomes[index] = self._result(raw, Outcome.SKIPPED)
             elif not raw.retain:
@@ -114,35 +115,37 @@ class MQTTAdapter(BaseAdapter):
             elif unreachable is not None:
                 outcomes[index] = unreachable
             else:
-                pending = clears.get(raw.topic)
+                key = (id(client), raw.topic)
+                pending = clears.get(key)
                 if pending is None:
-                    pending = clears[raw.topic] = loop.create_future()
+                    pending = clears[key] = loop.create_future()
+                    clients[key] = client
                 owners[index] = _cleared[message] = pending
 
         if clears:
             limit = asyncio.Semaphore(self.concurrency)
 
-            async def clear(topic: str, done: Clear) -> None:
+            async def clear(key: tuple[int, str], done: Clear) -> None:
                 async with limit:
-                    error = await self._clear(client, topic)
+                    error = await self._clear(clients[key], key[1])
                 if not done.done():
                     done.set_result(error)
 
             try:
-                await asyncio.gather(*(clear(t, f) for t, f in clears.items()))
+                await asyncio.gather(*(clear(k, f) for k, f in clears.items()))
             finally:
                 self._settle(messages, owners, clears)
 
-        first: set[str] = set()
+        first: set[int] = set()  # the clears whose first message was reported
         for index, done in owners.items():
             raw = raws[index]
             error = done.result()
             if error is not None:
                 outcomes[index] = error
-            elif raw.topic in first:  # a later message of a topic this call cleared
+            elif id(done) in first:  # a later message of a topic this call cleared
                 outcomes[index] = self._result(raw, Outcome.ALREADY_GONE)
             else:
-                first.add(raw.topic)
+                first.add(id(done))
                 outcomes[index] = self._result(raw, Outcome.DELETED, removed=1)
         for index, prior in earlier.items():
             error = await asyncio.shield(prior)
@@ -154,11 +157,11 @@ class MQTTAdapter(BaseAdapter):
     def _settle(
         messages: Sequence[Any],
         owners: dict[int, Clear],
-        clears: dict[str, Clear],
+        clears: dict[tuple[int, str], Clear],
     ) -> None:
         """Resolve every clear of this call (also when it was cancelled) and forget the
         messages whose clear failed, so that deleting them again retries."""
-        for topic, done in clears.items():
+        for (_, topic), done in clears.items():
             if not done.done():
                 done.set_result(
                     DeletionFailed(
@@ -201,10 +204,10 @@ class MQTTAdapter(BaseAdapter):
             )
         return None
 
-    def _client(self) -> Any | None:
+    def _client(self, message: Any) -> Any | None:
         """The zmqtt client to publish with; ``None`` under FastStream's test broker."""
         source = self.connection
-        config = getattr(source, "config", None) if source is not None else handler_config()
+        config = getattr(source, "config", None) if source is not None else handler_config(message)
         if config is not None:
             if is_test_double(getattr(config, "producer", None)):
                 return None

@@ -527,11 +527,11 @@ class _BucketAdapter(BaseAdapter):
         self.connection = connection
         self.concurrency = concurrency
 
-    def _jetstream(self) -> tuple[JetStreamContext, Client | None] | None:
+    def _jetstream(self, message: Any) -> tuple[JetStreamContext, Client | None] | None:
         """The JetStream context to use and the client under it (when known); ``None`` under
         FastStream's in-memory test broker."""
         source = self.connection
-        config = getattr(source, "config", None) if source is not None else handler_config()
+        config = getattr(source, "config", None) if source is not None else handler_config(message)
         if config is not None:
             if is_test_double(getattr(config, "producer", None)):
                 return None
@@ -620,7 +620,7 @@ class KeyValueAdapter(_BucketAdapter):
             return DeleteResult(
                 BROKER, entry.bucket, [entry.key], self.semantics, Outcome.ALREADY_GONE
             )
-        connected = self._jetstream()
+        connected = self._jetstream(message)
         if connected is None:
             return _skipped(entry.bucket, [entry.key], self.semantics)
         js, client = connected
@@ -691,7 +691,7 @@ class ObjectStoreAdapter(_BucketAdapter):
         gone = DeleteResult(BROKER, info.bucket, [info.name], self.semantics, Outcome.ALREADY_GONE)
         if info.deleted:
             return gone
-        connected = self._jetstream()
+        connected = self._jetstream(message)
         if connected is None:
             return _skipped(info.bucket, [info.name], self.semantics)
         js, client = connected

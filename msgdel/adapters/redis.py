@@ -433,7 +433,7 @@ class RedisListAdapter(BaseAdapter):
         """Send nothing; every outcome is ``ALREADY_GONE`` (``NotDeletable`` for a message
         that is no consumed FastStream Redis message; ``SKIPPED`` inside a handler of
         FastStream's in-memory test broker)."""
-        return [_not_stored(m, _in_memory_or(Outcome.ALREADY_GONE)) for m in messages]
+        return [_not_stored(m, _in_memory_or(Outcome.ALREADY_GONE, m)) for m in messages]
 
 
 class RedisChannelAdapter(BaseAdapter):
@@ -450,16 +450,16 @@ class RedisChannelAdapter(BaseAdapter):
         """Send nothing; every outcome is ``NOTHING_STORED`` (``NotDeletable`` for a message
         that is no consumed FastStream Redis message; ``SKIPPED`` inside a handler of
         FastStream's in-memory test broker)."""
-        return [_not_stored(m, _in_memory_or(Outcome.NOTHING_STORED)) for m in messages]
+        return [_not_stored(m, _in_memory_or(Outcome.NOTHING_STORED, m)) for m in messages]
 
 
-def _in_memory_or(outcome: Outcome) -> Outcome:
+def _in_memory_or(outcome: Outcome, message: Any) -> Outcome:
     """``SKIPPED`` inside a handler of FastStream's in-memory test broker, else ``outcome``.
 
     A list or pub/sub message of ``TestRedisBroker`` is built exactly like a real one (same
     class, same raw message, no client bound to it): only the running handler's broker tells.
     """
-    config = handler_config()
+    config = handler_config(message)
     return Outcome.SKIPPED if is_test_double(getattr(config, "producer", None)) else outcome
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import pytest
-from faststream import AckPolicy, Depends
+from faststream import AckPolicy, BaseMiddleware, Depends
 from faststream.exceptions import AckMessage, NackMessage
 from faststream.redis import RedisBroker, RedisRouter, StreamSub, TestRedisBroker
 from faststream.redis.annotations import RedisStreamMessage as RedisStreamMessageParam
@@ -227,3 +227,52 @@ async def test_list_and_pubsub_messages_of_the_in_memory_broker_are_skipped(sour
             await test_broker.publish("m", **{source: "in-memory"})
     assert [r.outcome for r in deletions.results] == [Outcome.SKIPPED]
     assert deletions.results[0].semantics is Semantics.NOT_STORED
+
+
+@pytest.mark.parametrize("source", ["list", "channel"])
+async def test_with_a_batcher_in_memory_list_and_pubsub_messages_are_still_skipped(
+    source: str,
+) -> None:
+    registry = Registry()
+    batcher = Batcher(registry, max_delay=60)  # flushed by close(), outside any handler
+    broker = RedisBroker(middlewares=[DeleteMiddleware(batcher=batcher)])
+
+    @broker.subscriber(**{source: "in-memory-batched"})
+    async def handle(body: str) -> None: ...
+
+    with msgdel.testing.record_deletions(registry) as deletions:
+        async with TestRedisBroker(broker) as test_broker:
+            await test_broker.publish("m", **{source: "in-memory-batched"})
+            await batcher.close()
+    assert [r.outcome for r in deletions.results] == [Outcome.SKIPPED]
+
+
+async def test_a_handled_message_is_not_kept_alive_by_the_middleware() -> None:
+    """Without the cyclic garbage collector, a handled message is freed when its handling
+    ends: the middleware leaves no reference cycle through the message (its nack/reject)."""
+    import gc
+    import weakref
+
+    seen: list[weakref.ref[Any]] = []
+
+    class Track(BaseMiddleware):
+        async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+            seen.append(weakref.ref(msg))
+            return await call_next(msg)
+
+    registry = Registry(builtins=False)
+    registry.register(RedisStreamMessage, Recorder())
+    broker = RedisBroker(middlewares=[DeleteMiddleware(registry=registry), Track])
+
+    @broker.subscriber(stream=StreamSub("s", group="g", consumer="c"))
+    async def handle(body: str) -> None: ...
+
+    gc.disable()
+    try:
+        async with TestRedisBroker(broker) as test_broker:
+            for i in range(5):
+                await test_broker.publish(f"m{i}", stream="s")
+        assert len(seen) == 5
+        assert [ref() for ref in seen] == [None] * 5
+    finally:
+        gc.enable()
