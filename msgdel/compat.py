@@ -81,6 +81,12 @@ def is_test_double(obj: object) -> bool:
 _TEST_CLASS_NAMES = frozenset({"FakeConsumer", "PatchedMessage"})
 
 
+def under_test_broker(config: Any) -> bool:
+    """Whether the broker configuration ``config`` (``broker.config``, or a handler's from
+    :func:`handler_config`) belongs to a broker FastStream's in-memory test broker patched."""
+    return is_test_double(getattr(config, "producer", None))
+
+
 def is_settled(message: Any) -> bool:
     """Whether the handler, FastStream or an earlier delete settled ``message`` already."""
     return getattr(message, "committed", None) is not None

@@ -210,6 +210,8 @@ class KafkaFamilyAdapter(BaseAdapter):
     ) -> None:
         if strategy not in ("truncate", "tombstone"):
             raise ValueError(f"strategy must be 'truncate' or 'tombstone', not {strategy!r}")
+        if not isinstance(protect_groups, bool):
+            raise TypeError(f"protect_groups must be True or False, not {protect_groups!r}")
         if not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.strategy = strategy

@@ -34,6 +34,7 @@ from msgdel.adapters._kafka_common import (
     Strategy,
     raw_records,
 )
+from msgdel.compat import is_test_double
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 
 DELETE_RECORDS_VERSION = (2, 5)
@@ -312,7 +313,7 @@ class ConfluentAdapter(KafkaFamilyAdapter):
     def backend(self, message: Any) -> Backend | None:
         consumer = getattr(message, "consumer", None)
         config = getattr(consumer, "config", None)
-        if consumer is None or type(consumer).__name__ == "FakeConsumer":
+        if consumer is None or is_test_double(consumer):
             return None  # FastStream's in-memory TestKafkaBroker
         if not isinstance(config, dict) or "bootstrap.servers" not in config:
             raise NotDeletable(

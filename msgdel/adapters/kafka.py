@@ -21,7 +21,6 @@ from aiokafka.admin.config_resource import (
     ConfigResource,
     ConfigResourceType,
 )
-from faststream.kafka.message import FakeConsumer
 
 from msgdel.adapters._kafka_common import (
     DEFAULT_TIMEOUT,
@@ -32,6 +31,7 @@ from msgdel.adapters._kafka_common import (
     Strategy,
     raw_records,
 )
+from msgdel.compat import is_test_double
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 
 DELETE_RECORDS_VERSION = (0, 11)
@@ -333,7 +333,7 @@ class KafkaAdapter(KafkaFamilyAdapter):
 
     def backend(self, message: Any) -> Backend | None:
         consumer = getattr(message, "consumer", None)
-        if consumer is None or isinstance(consumer, FakeConsumer):
+        if consumer is None or is_test_double(consumer):
             return None  # FastStream's in-memory TestKafkaBroker
         if not isinstance(consumer, aiokafka.AIOKafkaConsumer):
             raise NotDeletable(

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import zmqtt
 
-from msgdel.compat import handler_config, is_test_double
+from msgdel.compat import handler_config, under_test_broker
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 from msgdel.features import Features
 from msgdel.protocol import BaseAdapter
@@ -209,7 +209,7 @@ class MQTTAdapter(BaseAdapter):
         source = self.connection
         config = getattr(source, "config", None) if source is not None else handler_config(message)
         if config is not None:
-            if is_test_double(getattr(config, "producer", None)):
+            if under_test_broker(config):
                 return None
             try:
                 return config.client

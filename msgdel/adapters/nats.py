@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from nats.js.api import ObjectInfo
 from nats.js.kv import KeyValue
 
-from msgdel.compat import handler_config, is_test_double
+from msgdel.compat import handler_config, under_test_broker
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 from msgdel.features import Features
 from msgdel.protocol import BaseAdapter
@@ -533,7 +533,7 @@ class _BucketAdapter(BaseAdapter):
         source = self.connection
         config = getattr(source, "config", None) if source is not None else handler_config(message)
         if config is not None:
-            if is_test_double(getattr(config, "producer", None)):
+            if under_test_broker(config):
                 return None
             try:
                 state = config.connection_state

@@ -27,6 +27,7 @@ from msgdel.compat import (
     is_acknowledged,
     is_test_double,
     mark_settled,
+    under_test_broker,
 )
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable
 from msgdel.features import Features
@@ -459,8 +460,7 @@ def _in_memory_or(outcome: Outcome, message: Any) -> Outcome:
     A list or pub/sub message of ``TestRedisBroker`` is built exactly like a real one (same
     class, same raw message, no client bound to it): only the running handler's broker tells.
     """
-    config = handler_config(message)
-    return Outcome.SKIPPED if is_test_double(getattr(config, "producer", None)) else outcome
+    return Outcome.SKIPPED if under_test_broker(handler_config(message)) else outcome
 
 
 def _raw(message: Any) -> dict[str, Any]:
