@@ -14,7 +14,7 @@ from msgdel.observe import DeletionReport, Operation
 from msgdel.protocol import Deletable
 from msgdel.registry import Registry, default_registry
 from msgdel.result import DeleteResult
-from msgdel.semantics import Semantics
+from msgdel.semantics import Outcome, Semantics
 
 Outcomes = list["DeleteResult | MsgdelError"]
 
@@ -149,7 +149,15 @@ def _validated(adapter: Deletable, messages: Sequence[Any], got: object) -> Outc
             _broke(adapter, f"returned {len(outcomes)} outcomes for {len(messages)} messages")
         ] * len(messages)
     for item in outcomes:
-        if type(item) is not DeleteResult and not isinstance(item, (DeleteResult, MsgdelError)):
+        if type(item) is DeleteResult or isinstance(item, DeleteResult):
+            if (
+                item.outcome.__class__ is not Outcome
+                or item.semantics.__class__ is not Semantics
+                or item.removed.__class__ is not int
+                or item.removed < 0
+            ):
+                return [_broke(adapter, f"returned a malformed result {item!r}")] * len(messages)
+        elif not isinstance(item, MsgdelError):
             return [_broke(adapter, f"returned {item!r} among its outcomes")] * len(messages)
     return outcomes
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from msgdel import _dispatch
+from msgdel import _check, _dispatch
 from msgdel.errors import MsgdelError
 from msgdel.result import DeleteResult
 from msgdel.semantics import Semantics
@@ -67,6 +67,12 @@ async def delete_many(
             f"delete_many takes an iterable of FastStream messages, got {type(messages).__name__}"
             "; to delete one message use msgdel.delete(message)"
         )
+    if isinstance(messages, Mapping):
+        raise TypeError(
+            f"delete_many takes an iterable of FastStream messages, got a "
+            f"{type(messages).__name__}; pass its values: delete_many(mapping.values())"
+        )
+    _check.flag("return_exceptions", return_exceptions)
     items = list(messages)
     reg = _dispatch.registry_of(registry)
     groups = _dispatch.group_by_adapter(items, reg, _dispatch.check_require(require))

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from msgdel import _dispatch
+from msgdel import _check, _dispatch
 from msgdel.compat import bind_to_subscriber, remember_handler
 from msgdel.errors import DeletionFailed, MsgdelError
 from msgdel.protocol import Deletable
@@ -69,15 +69,13 @@ class Batcher:
     ) -> None:
         if registry is not None and not isinstance(registry, Registry):
             raise TypeError(f"registry must be a msgdel.Registry or None, got {registry!r}")
-        _check_int("max_size", max_size, 1)
-        _check_int("max_pending", max_pending, 1)
-        _check_int("retries", retries, 0)
+        _check.at_least("max_size", max_size, 1)
+        _check.at_least("max_pending", max_pending, 1)
+        _check.at_least("retries", retries, 0)
         for name, value in (("max_delay", max_delay), ("backoff", backoff),
                             ("max_backoff", max_backoff)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0 (seconds), got {value!r}")
-        if require is not None and not isinstance(require, Semantics):
-            raise TypeError(f"require must be a msgdel.Semantics or None, got {require!r}")
+            _check.seconds(name, value)
+        _dispatch.check_require(require)
         self.registry = registry
         self.max_size = max_size
         self.max_delay = float(max_delay)
@@ -265,8 +263,3 @@ def _settle(future: asyncio.Future[DeleteResult], outcome: DeleteResult | Msgdel
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -53,6 +53,11 @@ class AdapterNotFound(MsgdelError, LookupError):
                 "faststream.redis.annotations) and pass that, or use "
                 "msgdel.faststream.DeleteMiddleware"
             )
+        elif issubclass(message_type, type):
+            advice = (
+                "a class was passed where a message object was expected: pass the message the "
+                "handler received, not its class"
+            )
         elif message_type.__module__.split(".")[0] in _CLIENT_PACKAGES:
             advice = (
                 f"{message_type.__name__} is the broker client's own message, not FastStream's: "

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 from faststream import BaseMiddleware, Context, Depends
 from faststream.exceptions import AckMessage, NackMessage, RejectMessage
 
-from msgdel import _dispatch
+from msgdel import _check, _dispatch
 from msgdel.api import delete
 from msgdel.batcher import Batcher
 from msgdel.compat import (
@@ -118,8 +118,7 @@ class DeleteMiddleware:
                 "DeleteMiddleware as well: the batcher resolves the adapters"
             )
         self.require = _dispatch.check_require(require)
-        if not isinstance(leave_ack_to_batch, bool):
-            raise TypeError(f"leave_ack_to_batch must be True or False, got {leave_ack_to_batch!r}")
+        _check.flag("leave_ack_to_batch", leave_ack_to_batch)
         if leave_ack_to_batch and batcher is None:
             raise ValueError(
                 "leave_ack_to_batch=True needs a batcher: DeleteMiddleware(batcher=Batcher(), ...)"

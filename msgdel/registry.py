@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
+from msgdel import _check
 from msgdel.adapters import BUILTINS, BuiltinAdapter
 from msgdel.errors import AdapterNotFound, MsgdelError, UnsupportedDeletion
 from msgdel.features import Features
@@ -61,6 +62,7 @@ class Registry:
         """
         if not isinstance(message_type, type):
             raise TypeError(f"message_type must be a class, got {message_type!r}")
+        _check.flag("replace", replace)
         check_adapter(adapter)
         with self._lock:
             current = self._adapters.get(message_type)

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import zmqtt
 
+from msgdel import _check
 from msgdel.compat import handler_config, under_test_broker
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 from msgdel.features import Features
@@ -64,11 +65,13 @@ class MQTTAdapter(BaseAdapter):
         qos: zmqtt.QoS = zmqtt.QoS.AT_LEAST_ONCE,
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        if not isinstance(qos, zmqtt.QoS):
+            raise TypeError(
+                f"qos must be a zmqtt.QoS (for example zmqtt.QoS.AT_LEAST_ONCE), got {qos!r}"
+            )
         self.connection = connection
         self.qos = qos
-        self.concurrency = concurrency
+        self.concurrency = _check.at_least("concurrency", concurrency, 1)
 
     def __repr__(self) -> str:
         return f"MQTTAdapter(qos={int(self.qos)})"

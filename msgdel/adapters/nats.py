@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 from nats.js.api import ObjectInfo
 from nats.js.kv import KeyValue
 
+from msgdel import _check
 from msgdel.compat import handler_config, under_test_broker
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 from msgdel.features import Features
@@ -146,17 +147,16 @@ class JetStreamAdapter(BaseAdapter):
         api_prefix: str | None = None,
         ignore_other_consumers: bool = False,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if not isinstance(ignore_other_consumers, bool):
+        if api_prefix is not None and (not isinstance(api_prefix, str) or not api_prefix):
             raise TypeError(
-                f"ignore_other_consumers must be True or False, got {ignore_other_consumers!r}"
+                f"api_prefix must be a JetStream API subject prefix such as '$JS.API' or None, "
+                f"got {api_prefix!r}"
             )
-        self.erase = erase
-        self.concurrency = concurrency
-        self.timeout = timeout
+        self.erase = _check.flag("erase", erase)
+        self.concurrency = _check.at_least("concurrency", concurrency, 1)
+        self.timeout = _check.seconds("timeout", timeout, positive=True)
         self.api_prefix = api_prefix
-        self.ignore_other_consumers = ignore_other_consumers
+        self.ignore_other_consumers = _check.flag("ignore_other_consumers", ignore_other_consumers)
 
     def __repr__(self) -> str:
         return (
@@ -522,10 +522,8 @@ class _BucketAdapter(BaseAdapter):
     """What the adapter deletes, for error texts."""
 
     def __init__(self, connection: Any = None, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
         self.connection = connection
-        self.concurrency = concurrency
+        self.concurrency = _check.at_least("concurrency", concurrency, 1)
 
     def _jetstream(self, message: Any) -> tuple[JetStreamContext, Client | None] | None:
         """The JetStream context to use and the client under it (when known); ``None`` under
@@ -603,7 +601,7 @@ class KeyValueAdapter(_BucketAdapter):
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         super().__init__(connection, concurrency=concurrency)
-        self.purge = purge
+        self.purge = _check.flag("purge", purge)
 
     def __repr__(self) -> str:
         return f"KeyValueAdapter(purge={self.purge})"

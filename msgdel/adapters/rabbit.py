@@ -20,6 +20,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from faststream.message import AckStatus, StreamMessage
 
+from msgdel import _check
 from msgdel.compat import clear_settled, is_nacked, is_settled, is_test_double, mark_settled
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 from msgdel.features import Features
@@ -95,7 +96,7 @@ class RabbitAdapter(BaseAdapter):
     Settling frames get no answer from the broker, so they are frames, not round trips."""
 
     def __init__(self, dead_letter: bool = False) -> None:
-        self.dead_letter = dead_letter
+        self.dead_letter = _check.flag("dead_letter", dead_letter)
         self._ledgers: weakref.WeakKeyDictionary[Any, _Ledger] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:

@@ -351,22 +351,6 @@ async def test_require_refuses_weaker_adapters_at_submit() -> None:
     assert store.calls == []
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"max_size": 0}, "max_size must be an integer >= 1"),
-        ({"max_pending": "10"}, "max_pending must be an integer >= 1"),
-        ({"max_delay": -1}, "max_delay must be a number >= 0"),
-        ({"retries": -1}, "retries must be an integer >= 0"),
-    ],
-)
-def test_invalid_settings_are_refused_with_a_clear_message(
-    kwargs: dict[str, object], message: str
-) -> None:
-    with pytest.raises(ValueError, match=message):
-        Batcher(**kwargs)  # type: ignore[arg-type]
-
-
 def test_a_registry_must_be_a_registry() -> None:
     with pytest.raises(TypeError, match=r"msgdel\.Registry"):
         Batcher("redis://localhost")  # type: ignore[arg-type]
