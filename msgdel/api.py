@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, overload
+
+from typing_extensions import deprecated
 
 from msgdel import _check, _dispatch
 from msgdel.errors import MsgdelError
@@ -14,7 +16,21 @@ from msgdel.semantics import Semantics
 if TYPE_CHECKING:
     from msgdel.registry import Registry
 
+Body = bytes | bytearray | memoryview | str | int | float | dict[Any, Any] | None
+"""What FastStream decodes a message body into: passing one where a message is expected is a
+type error for checkers that report deprecated calls (mypy: ``enable_error_code = deprecated``;
+pyright: ``reportDeprecated``), and an :class:`~msgdel.AdapterNotFound` at run time."""
 
+
+@overload
+@deprecated("pass the FastStream message (msg: RedisStreamMessage, ...), not its body")
+async def delete(
+    message: Body, *, registry: Registry | None = ..., require: Semantics | None = ...
+) -> NoReturn: ...
+@overload
+async def delete(
+    message: object, *, registry: Registry | None = ..., require: Semantics | None = ...
+) -> DeleteResult: ...
 async def delete(
     message: Any, *, registry: Registry | None = None, require: Semantics | None = None
 ) -> DeleteResult:
@@ -30,6 +46,15 @@ async def delete(
     return _dispatch.raise_for(outcome)
 
 
+@overload
+@deprecated("pass the FastStream messages, not their decoded bodies")
+async def delete_many(
+    messages: Iterable[Body],
+    *,
+    registry: Registry | None = ...,
+    require: Semantics | None = ...,
+    return_exceptions: bool = ...,
+) -> NoReturn: ...
 @overload
 async def delete_many(
     messages: Iterable[Any],

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from msgdel.adapters import BuiltinAdapter
 
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/?#]*@")
 """A URL's ``user:password@``, up to the *last* ``@`` before its path: a raw ``@`` in a
@@ -42,11 +45,25 @@ class MsgdelError(Exception):
 class AdapterNotFound(MsgdelError, LookupError):
     """No adapter is registered for this message's class or any of its ancestors."""
 
-    def __init__(self, message_type: type, registered: Iterable[str]) -> None:
+    def __init__(
+        self,
+        message_type: type,
+        registered: Iterable[str],
+        *,
+        missing_extras: Iterable[str] = (),
+        builtin: BuiltinAdapter | None = None,
+    ) -> None:
         names = sorted(registered)
         listing = ", ".join(names) if names else "none"
         self.message_type = message_type
-        if message_type in _BODY_TYPES:  # the usual mistake: the decoded body, not the message
+        if builtin is not None:  # a FastStream class this registry does not know (any more)
+            advice = (
+                f"msgdel's built-in adapter for it is {builtin.module}.{builtin.factory} "
+                f"(extra {builtin.extra!r}): register it, msgdel.register("
+                f"{message_type.__name__}, {builtin.factory}()), or use a Registry() with its "
+                "built-ins"
+            )
+        elif message_type in _BODY_TYPES:  # the usual mistake: the decoded body, not the message
             advice = (
                 "msgdel deletes FastStream message objects, not message bodies: declare the "
                 "message in the handler (for example `msg: RedisStreamMessage` from "
@@ -66,9 +83,11 @@ class AdapterNotFound(MsgdelError, LookupError):
             )
         else:
             advice = f"Register one with msgdel.register({message_type.__name__}, adapter)"
+        extras = ", ".join(f"msgdel[{e}]" for e in missing_extras)
+        more = f" Not installed, each adding its broker's messages: {extras}." if extras else ""
         super().__init__(
             f"no msgdel adapter for {_qualname(message_type)}; registered message types: "
-            f"{listing}. {advice}."
+            f"{listing}. {advice}.{more}"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import logging
 import threading
@@ -109,7 +110,12 @@ class Registry:
                 if adapter is not None:
                     self._cache[message_type] = adapter
                     return adapter
-        raise AdapterNotFound(message_type, self._registered_names())
+        raise AdapterNotFound(
+            message_type,
+            self._registered_names(),
+            missing_extras=sorted({b.extra for b in self._builtins.values() if not _installed(b)}),
+            builtin=_builtin_of(message_type),
+        )
 
     def _builtin_instance(self, builtin: BuiltinAdapter) -> Deletable:
         adapter = self._builtin_instances.get(builtin)
@@ -177,7 +183,9 @@ class Registry:
         await self.aclose()
 
     def _registered_names(self) -> list[str]:
-        return sorted({_qualname(t) for t in self._adapters} | set(self._builtins))
+        """The user's types, and the built-in ones whose broker client is installed."""
+        builtins = {name for name, b in self._builtins.items() if _installed(b)}
+        return sorted({_qualname(t) for t in self._adapters} | builtins)
 
     def __iter__(self) -> Iterator[tuple[type, Deletable]]:
         """``(message_type, adapter)`` pairs, importing the built-ins whose client is installed."""
@@ -269,3 +277,17 @@ def register(message_type: type, adapter: Deletable, *, replace: bool = False) -
 def unregister(message_type: type) -> None:
     """Remove the adapter of ``message_type`` from :data:`default_registry`."""
     default_registry.unregister(message_type)
+
+
+def _installed(builtin: BuiltinAdapter) -> bool:
+    """Whether the broker client of ``builtin`` is importable (its extra is installed)."""
+    return importlib.util.find_spec(builtin.client) is not None
+
+
+def _builtin_of(message_type: type) -> BuiltinAdapter | None:
+    """The built-in adapter for ``message_type`` or its closest ancestor, registered or not."""
+    for cls in getattr(message_type, "__mro__", (message_type,)):
+        builtin = BUILTINS.get(_qualname(cls))
+        if builtin is not None:
+            return builtin
+    return None

@@ -12,23 +12,27 @@ import attrs
 
 @attrs.frozen
 class BuiltinAdapter:
-    """Where a built-in adapter lives and which extra installs its client."""
+    """Where a built-in adapter lives, which extra installs its client, and the client's
+    top-level module (present when the extra is installed)."""
 
     module: str
     factory: str
     extra: str
+    client: str
 
 
-_REDIS_STREAM = BuiltinAdapter("msgdel.adapters.redis", "RedisStreamAdapter", "redis")
-_REDIS_LIST = BuiltinAdapter("msgdel.adapters.redis", "RedisListAdapter", "redis")
-_REDIS_CHANNEL = BuiltinAdapter("msgdel.adapters.redis", "RedisChannelAdapter", "redis")
-_RABBIT = BuiltinAdapter("msgdel.adapters.rabbit", "RabbitAdapter", "rabbit")
-_KAFKA = BuiltinAdapter("msgdel.adapters.kafka", "KafkaAdapter", "kafka")
-_CONFLUENT = BuiltinAdapter("msgdel.adapters.confluent", "ConfluentAdapter", "confluent")
-_NATS_JS = BuiltinAdapter("msgdel.adapters.nats", "JetStreamAdapter", "nats")
-_NATS_KV = BuiltinAdapter("msgdel.adapters.nats", "KeyValueAdapter", "nats")
-_NATS_OBJ = BuiltinAdapter("msgdel.adapters.nats", "ObjectStoreAdapter", "nats")
-_MQTT = BuiltinAdapter("msgdel.adapters.mqtt", "MQTTAdapter", "mqtt")
+_REDIS_STREAM = BuiltinAdapter("msgdel.adapters.redis", "RedisStreamAdapter", "redis", "redis")
+_REDIS_LIST = BuiltinAdapter("msgdel.adapters.redis", "RedisListAdapter", "redis", "redis")
+_REDIS_CHANNEL = BuiltinAdapter("msgdel.adapters.redis", "RedisChannelAdapter", "redis", "redis")
+_RABBIT = BuiltinAdapter("msgdel.adapters.rabbit", "RabbitAdapter", "rabbit", "aio_pika")
+_KAFKA = BuiltinAdapter("msgdel.adapters.kafka", "KafkaAdapter", "kafka", "aiokafka")
+_CONFLUENT = BuiltinAdapter(
+    "msgdel.adapters.confluent", "ConfluentAdapter", "confluent", "confluent_kafka"
+)
+_NATS_JS = BuiltinAdapter("msgdel.adapters.nats", "JetStreamAdapter", "nats", "nats")
+_NATS_KV = BuiltinAdapter("msgdel.adapters.nats", "KeyValueAdapter", "nats", "nats")
+_NATS_OBJ = BuiltinAdapter("msgdel.adapters.nats", "ObjectStoreAdapter", "nats", "nats")
+_MQTT = BuiltinAdapter("msgdel.adapters.mqtt", "MQTTAdapter", "mqtt", "zmqtt")
 
 BUILTINS: dict[str, BuiltinAdapter] = {
     "faststream.redis.message.RedisStreamMessage": _REDIS_STREAM,

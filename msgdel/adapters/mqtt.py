@@ -13,7 +13,12 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, cast
 
-import zmqtt
+try:
+    import zmqtt
+except ImportError as exc:  # the extra is not installed
+    from msgdel.adapters._extra import missing
+
+    raise missing("mqtt") from exc
 
 from msgdel import _check
 from msgdel.compat import handler_config, under_test_broker

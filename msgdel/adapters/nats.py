@@ -20,12 +20,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import nats.errors
-import nats.js.errors
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.js.api import ObjectInfo
-from nats.js.kv import KeyValue
+try:
+    import nats.errors
+    import nats.js.errors
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.js.api import ObjectInfo
+    from nats.js.kv import KeyValue
+except ImportError as exc:  # the extra is not installed
+    from msgdel.adapters._extra import missing
+
+    raise missing("nats") from exc
 
 from msgdel import _check
 from msgdel.compat import handler_config, under_test_broker

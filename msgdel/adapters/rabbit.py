@@ -16,9 +16,15 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aio_pika.abc import AbstractIncomingMessage
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from faststream.message import AckStatus, StreamMessage
+
+try:
+    from aio_pika.abc import AbstractIncomingMessage
+    from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+except ImportError as exc:  # the extra is not installed
+    from msgdel.adapters._extra import missing
+
+    raise missing("rabbit") from exc
 
 from msgdel import _check
 from msgdel.compat import clear_settled, is_nacked, is_settled, is_test_double, mark_settled

@@ -266,7 +266,7 @@ async def test_a_registry_closes_the_builtin_adapters_it_built_once_each(
 ) -> None:
     from msgdel import adapters
 
-    builtin = adapters.BuiltinAdapter("tests.core.test_contract", "Closing", "core")
+    builtin = adapters.BuiltinAdapter("tests.core.test_contract", "Closing", "core", "tests")
     monkeypatch.setitem(adapters.BUILTINS, f"{Note.__module__}.{Note.__qualname__}", builtin)
     Closing.instances.clear()
     async with Registry() as registry:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 
 import msgdel
 from msgdel import AdapterNotFound, MsgdelError, Registry, Semantics
+from msgdel.adapters import BUILTINS
 from tests.core.adapters import DictAdapter, Note, SpecialNote
 
 
@@ -93,11 +96,27 @@ def test_passing_a_decoded_body_explains_what_to_pass_instead(body: object) -> N
     assert "msgdel.register(" not in text
 
 
-def test_the_builtins_are_listed_by_faststream_class_name() -> None:
+def test_the_installed_builtins_are_listed_and_the_missing_extras_named() -> None:
     with pytest.raises(AdapterNotFound) as caught:
         Registry().resolve(int)
-    assert "faststream.redis.message.RedisStreamMessage" in str(caught.value)
-    assert "faststream.kafka.message.KafkaMessage" in str(caught.value)
+    text = str(caught.value)
+    for name, builtin in BUILTINS.items():
+        installed = importlib.util.find_spec(builtin.client) is not None
+        assert (name in text) is installed, name
+        assert (f"msgdel[{builtin.extra}]" in text) is not installed, builtin.extra
+
+
+def test_a_faststream_class_the_registry_does_not_know_names_its_builtin_adapter() -> None:
+    class StreamMessage:  # stands for a FastStream class: same qualified name
+        pass
+
+    StreamMessage.__module__ = "faststream.redis.message"
+    StreamMessage.__qualname__ = StreamMessage.__name__ = "RedisStreamMessage"
+    with pytest.raises(AdapterNotFound) as caught:
+        Registry(builtins=False).resolve(StreamMessage)
+    text = str(caught.value)
+    assert "msgdel.adapters.redis.RedisStreamAdapter (extra 'redis')" in text
+    assert "msgdel.register(RedisStreamMessage, RedisStreamAdapter())" in text
 
 
 def test_an_object_that_is_not_an_adapter_is_refused_at_registration() -> None:
@@ -173,3 +192,21 @@ def test_a_failing_entry_point_is_named_in_the_error(
     with pytest.raises(MsgdelError, match=r"msgdel_broken_plugin.*bad plugin"):
         Registry(builtins=False).load_entry_points()
     sys.modules.pop("msgdel_broken_plugin", None)
+
+
+@pytest.mark.parametrize(
+    ("extra", "client"), [("nats", "nats"), ("rabbit", "aio_pika"), ("mqtt", "zmqtt")]
+)
+def test_an_adapter_imported_without_its_client_names_the_extra_to_install(
+    extra: str, client: str
+) -> None:
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules[{client!r}] = None  # as if the client were not installed
+        try:
+            import msgdel.adapters.{extra}
+        except ImportError as exc:
+            print(exc)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert f"pip install 'msgdel[{extra}]'" in out.stdout
