@@ -1,11 +1,11 @@
 """Process each order from a Redis stream in a consumer group, then delete it.
 
-The seed scenario done right: ``msgdel.delete`` acknowledges and deletes the entry in one
-atomic round trip, so the stream does not grow and no pending entry is left dangling.
+``msgdel.delete`` acknowledges and deletes the entry in one atomic round trip, so the stream
+does not grow and no pending entry is left dangling. A FastStream app like any other; run it
+against any Redis (``REDIS_URL``, default ``redis://localhost:6379``)::
 
-Run it against any Redis (``REDIS_URL``, default ``redis://localhost:6379``)::
-
-    python examples/orders.py
+    faststream run examples.orders:app      # until Ctrl-C
+    python examples/orders.py               # publishes five orders, ships them, stops
 """
 
 from __future__ import annotations
@@ -13,41 +13,46 @@ from __future__ import annotations
 import asyncio
 import os
 
-from faststream import FastStream
+from faststream import FastStream, Logger
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
+from redis.asyncio import Redis
 
 import msgdel
 
-STREAM = "orders"
+URL = os.environ.get("REDIS_URL", "redis://localhost:6379")
+STREAM, GROUP = "orders", "fulfilment"
 ORDERS = 5
 
-broker = RedisBroker(os.environ.get("REDIS_URL", "redis://localhost:6379"))
+broker = RedisBroker(URL)
 app = FastStream(broker)
-processed = asyncio.Event()
-done: list[str] = []
+shipped: set[str] = set()
 
 
-@broker.subscriber(stream=StreamSub(STREAM, group="fulfilment", consumer="worker-1"))
-async def fulfil(order: dict[str, str], msg: RedisStreamMessage) -> None:
-    print(f"shipping order {order['id']} ({order['item']})")
+@broker.subscriber(stream=StreamSub(STREAM, group=GROUP, consumer="worker-1"))
+async def fulfil(order: dict[str, str], msg: RedisStreamMessage, logger: Logger) -> None:
+    logger.info("shipping order %s (%s)", order["id"], order["item"])
     result = await msgdel.delete(msg)
-    print(f"  deleted {result.ids[0]} from {result.target}: {result.outcome.value}")
-    done.append(order["id"])
-    if len(done) == ORDERS:
-        processed.set()
+    logger.info("deleted %s from %s: %s", result.ids[0], result.target, result.outcome.value)
+    shipped.add(order["id"])
 
 
 async def main() -> None:
+    """Publish ``ORDERS`` orders, let the app ship them, then print what the stream holds."""
     async with broker:
         await broker.start()
         for n in range(ORDERS):
             await broker.publish({"id": str(n), "item": f"book-{n}"}, stream=STREAM)
-        await asyncio.wait_for(processed.wait(), timeout=30)
-        redis = broker._connection
-        length = await redis.xlen(STREAM)
-        pending = (await redis.xpending(STREAM, "fulfilment"))["pending"]
-        print(f"stream {STREAM!r}: {length} entries left, {pending} pending")
+        async with Redis.from_url(URL) as redis:
+            for _ in range(300):  # up to 30 s
+                if len(shipped) == ORDERS:
+                    break
+                await asyncio.sleep(0.1)
+            length = await redis.xlen(STREAM)
+            pending = (await redis.xpending(STREAM, GROUP))["pending"]
+    print(f"shipped {len(shipped)} orders; stream {STREAM!r}: {length} entries, {pending} pending")
+    if len(shipped) != ORDERS or length or pending:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
