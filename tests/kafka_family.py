@@ -42,6 +42,9 @@ Record = tuple[int, "bytes | None", "bytes | None"]
 MESSAGE = Context("message")
 """A FastStream handler's message object, for either client."""
 
+RESULT = b"handled"
+"""What an app's handler returns where :func:`serve` publishes its results."""
+
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -201,31 +204,40 @@ async def serve(
     server: Server,
     topic: str,
     records: int,
-    middleware: DeleteMiddleware,
+    middleware: DeleteMiddleware | Sequence[Any],
     *,
     handle: Callable[[Any], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    publish_to: str | None = None,
     **options: Any,
 ) -> None:
-    """Run a FastStream app whose broker has ``middleware`` until its handler has handled
-    every one of the ``records`` records of ``topic`` (awaiting ``handle(message)`` for every
-    delivery), await ``on_shutdown`` while the broker is still connected, and stop the app.
-    ``options`` go to the subscriber (group ``app``, from the earliest offset)."""
+    """Run a FastStream app whose broker has ``middleware`` (one, or a sequence, outermost
+    first) until its handler has handled every one of the ``records`` records of ``topic``
+    (awaiting ``handle(message)`` for every delivery), await ``on_shutdown`` while the broker
+    is still connected, and stop the app. ``options`` go to the subscriber (group ``app``,
+    from the earliest offset). With ``publish_to`` the handler returns :data:`RESULT`,
+    published to that topic."""
+    middlewares = list(middleware) if isinstance(middleware, Sequence) else [middleware]
     # graceful_timeout: stopping waits for the last handlers' middleware (their deletions).
-    broker = client.faststream_broker(server, middlewares=[middleware], graceful_timeout=30)
+    broker = client.faststream_broker(server, middlewares=middlewares, graceful_timeout=30)
     app = FastStream(broker)
     if on_shutdown is not None:
         app.on_shutdown(on_shutdown)
     handled: set[tuple[int, int]] = set()
     done = asyncio.Event()
 
-    @broker.subscriber(topic, **{"group_id": "app", "auto_offset_reset": "earliest", **options})
-    async def handler(body: Any, message: Any = MESSAGE) -> None:
+    async def handler(body: Any, message: Any = MESSAGE) -> bytes | None:
         handled.update((partition, offset) for partition, offset, _ in client.records_of(message))
         if len(handled) >= records:
             done.set()
         if handle is not None:
             await handle(message)
+        return None if publish_to is None else RESULT
+
+    call: Any = handler if publish_to is None else broker.publisher(publish_to)(handler)
+    broker.subscriber(topic, **{"group_id": "app", "auto_offset_reset": "earliest", **options})(
+        call
+    )
 
     await app.start()
     try:
@@ -267,7 +279,11 @@ class KafkaHarness(Harness):
         self._own = None
         if strategy != "truncate" or options:
             self._own = client.adapter(strategy, **options)
-            self._registry.register(self._message_type, self._own)
+            # an ack policy other than ACK_FIRST delivers the acknowledgeable class, for which
+            # the registry has a built-in adapter of its own (the MRO's closest)
+            for message_class in dict.fromkeys((self._message_type, client.ackable_type)):
+                if message_class is not None:
+                    self._registry.register(message_class, self._own)
         self.running: Subscription | None = None
         self.last: Consumed | None = None
         """What the latest :meth:`consumed` block yielded."""
@@ -366,13 +382,20 @@ class KafkaHarness(Harness):
         handle: Handle | None = None,
         ack_policy: Any = None,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        publishes: bool = False,
     ) -> Consumed:
+        """With ``publishes`` the handler's results go to a fresh topic of their own."""
         per = self.per_message
         target = await self._fresh(count * per)
+        output = None
+        if publishes:
+            output = unique("kit-out")
+            await self.client.create_topic(self.server, output)
 
         async def indexed(message: Any) -> None:
-            if handle is not None:  # a batch message's index: its first record's, in pairs
-                await handle(self.client.records_of(message)[0][1] // per, message)
+            index = self.client.records_of(message)[0][1] // per  # a batch: its first record's
+            if handle is not None and index < count:  # not a tombstone a deletion wrote
+                await handle(index, message)
 
         options = dict(self.subscriber)
         if ack_policy is not None:
@@ -385,10 +408,12 @@ class KafkaHarness(Harness):
             middleware,
             handle=indexed,
             on_shutdown=on_shutdown,
+            publish_to=output,
             **options,
         )
         ids = [tuple(str(o) for o in range(i * per, (i + 1) * per)) for i in range(count)]
-        return Consumed(target, [], ids)
+        keys = [f"k{i}" for i in range(count)] if per == 1 else []  # as _fresh() wrote them
+        return Consumed(target, [], ids, keys)
 
     async def stop(self) -> None:
         # FastStream's consumer stops first: under test are msgdel's own clients, and an

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar
 
 import attrs
 import pytest
 import pytest_asyncio
-from faststream import AckPolicy
+from faststream import AckPolicy, BaseMiddleware
 
 import msgdel
 from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion
@@ -132,6 +132,7 @@ class Harness(abc.ABC):
         handle: Handle | None = None,
         ack_policy: AckPolicy | None = None,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        publishes: bool = False,
     ) -> Consumed:
         """Run a FastStream app whose broker has ``middleware``; publish ``count`` messages to
         a fresh target; let its handler await ``handle(index, message)`` for every delivery
@@ -139,7 +140,14 @@ class Harness(abc.ABC):
         the message itself; without one the handler does nothing); wait until every index
         was handled at least once; await ``on_shutdown`` while the broker is still connected;
         stop the app; return the target with the published ids (``messages`` empty).
-        ``ack_policy`` is the subscriber's (None: FastStream's default for it)."""
+
+        ``middleware`` is one FastStream broker middleware, or a sequence of them, outermost
+        first (as a broker's ``middlewares=`` takes them). ``ack_policy`` is the subscriber's
+        (None: FastStream's default for it). With ``publishes`` the subscriber also has a
+        publisher (``@broker.publisher(...)``) to a fresh output target, and its handler
+        returns a result (the harness chooses it), which FastStream publishes there after
+        the handler returned; a harness that cannot raises ``NotImplementedError``, and the
+        case is skipped."""
         raise NotImplementedError
 
     restartable: bool = False
@@ -415,6 +423,44 @@ class AdapterConformance:
         assert handled.ids[0][0] in await kit.stored(handled.target)
 
     @pytest.mark.parametrize("batched", [False, True], ids=["direct", "batched"])
+    async def test_an_input_whose_result_could_not_be_published_is_kept_and_never_deleted(
+        self, kit: Harness, batched: bool
+    ) -> None:
+        """Two inputs, the subscriber under ``AckPolicy.NACK_ON_ERROR`` with a publisher of its
+        handler's result (``run_app(publishes=True)``), and outside ``DeleteMiddleware`` a
+        middleware under which publishing the second input's result fails, as an unreachable
+        output would. FastStream publishes the first's result, and the middleware deletes
+        the first; the second's failed publish is an error of its handling, which FastStream
+        nacks, so msgdel is never asked to delete it, and it is still stored after the app
+        stops.
+
+        After the app stops, per semantics: ``EXACT`` and ``PREFIX`` store the second input
+        and nothing before it (deleting the first truncated no further); ``TOMBSTONE`` has
+        the first input's key tombstoned only (where the harness reports keys);
+        ``NOT_STORED`` is skipped: nothing is kept either way.
+
+        ``NACK_ON_ERROR``, as FastStream's defaults do not keep the input everywhere
+        (``REJECT_ON_ERROR`` drops a RabbitMQ message or dead-letters it; Kafka's
+        ``ACK_FIRST`` commits before the handler runs). Under it FastStream 0.7 keeps the
+        input for redelivery where the broker redelivers: a JetStream or RabbitMQ nack
+        redelivers it, a Kafka nack seeks back to it, a Redis stream entry stays pending in
+        its group. Where nothing redelivers, the input is kept only in that it stays stored,
+        which is what the kit checks everywhere: a Redis stream read without a group
+        (FastStream makes it ``MANUAL``), a retained MQTT message (a nack sends nothing, the
+        topic keeps it), JetStream KV and object-store entries (a watch acknowledges nothing).
+        """
+        if kit.semantics is Semantics.NOT_STORED:
+            pytest.skip("nothing stored: nothing to keep for redelivery")
+        run = _MiddlewareRun(kit, batched)
+        handled = await run(2, ack_policy=AckPolicy.NACK_ON_ERROR, unpublishable={1})
+        assert 1 not in run.deletions_of, "msgdel was asked to delete the unpublished input"
+        assert run.deleted() == {0}
+        if _stores(kit):
+            assert await kit.stored(handled.target) == _flat(handled.ids[1:])
+        elif kit.semantics is Semantics.TOMBSTONE and handled.keys:
+            assert await kit.tombstoned(handled.target) == handled.keys[:1]
+
+    @pytest.mark.parametrize("batched", [False, True], ids=["direct", "batched"])
     async def test_the_middleware_does_not_delete_again_what_the_handler_deleted(
         self, kit: Harness, batched: bool
     ) -> None:
@@ -473,8 +519,16 @@ class _MiddlewareRun:
         self._held: list[Any] = []  # keeps handled messages alive, so their ids stay unique
 
     async def __call__(
-        self, count: int, *, handle: Handle | None = None, ack_policy: AckPolicy | None = None
+        self,
+        count: int,
+        *,
+        handle: Handle | None = None,
+        ack_policy: AckPolicy | None = None,
+        unpublishable: Collection[int] = (),
     ) -> Consumed:
+        """Run the app. With ``unpublishable`` the subscriber publishes its handler's result
+        (``publishes=True``), and publishing it fails for the messages of those indexes."""
+
         async def tracked(index: int, message: Any) -> None:
             self.index_of[id(message)] = index
             self._held.append(message)
@@ -485,17 +539,27 @@ class _MiddlewareRun:
             if self.batcher is not None:
                 await self.batcher.close()
 
+        middleware: Any = self.middleware
+        publishing: dict[str, Any] = {}
+        if unpublishable:
+            failing = set(unpublishable)
+            middleware = (
+                _FailingPublish(lambda message: self.index_of.get(id(message)) in failing),
+                self.middleware,
+            )
+            publishing["publishes"] = True
         with record_deletions(self.kit.registry) as deletions:
             try:
                 handled = await self.kit.run_app(
-                    self.middleware,
+                    middleware,
                     count,
                     handle=tracked,
                     ack_policy=ack_policy,
                     on_shutdown=shutdown,
+                    **publishing,
                 )
             except NotImplementedError:
-                pytest.skip("the harness cannot run a FastStream app")
+                pytest.skip("the harness cannot run this FastStream app")
             finally:
                 await shutdown()
         for deletion in deletions:
@@ -515,7 +579,39 @@ class _MiddlewareRun:
         }
 
 
-async def _retried(kit: Harness, message: Any, attempts: int = 20) -> DeleteResult:
+class _FailingPublish:
+    """A FastStream broker middleware under which publishing the result of a handled message
+    fails (``ConnectionError``) when ``fails(message)``, as an unreachable output would.
+    Publishing outside a handler (``broker.publish``) passes through."""
+
+    def __init__(self, fails: Callable[[Any], bool]) -> None:
+        self.fails = fails
+
+    def __call__(self, msg: Any, /, **kwargs: Any) -> BaseMiddleware:
+        return _FailingPublishScope(msg, fails=self.fails, **kwargs)
+
+
+class _FailingPublishScope(BaseMiddleware):  # type: ignore[misc]
+    """FastStream enters one per incoming message (``consume_scope`` sees the handled
+    message) and publishes the handler's result through the same instance; a publish
+    outside a handler gets an instance of its own, which handles nothing."""
+
+    def __init__(self, msg: Any, /, *, fails: Callable[[Any], bool], **kwargs: Any) -> None:
+        super().__init__(msg, **kwargs)
+        self._fails = fails
+        self._handled: Any = None
+
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
+        self._handled = msg
+        return await call_next(msg)
+
+    async def publish_scope(self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any) -> Any:
+        if self._handled is not None and self._fails(self._handled):
+            raise ConnectionError("the handler's output is unreachable (the kit's failure)")
+        return await call_next(cmd)
+
+
+async def _retried(kit: Harness, message: object, attempts: int = 20) -> DeleteResult:
     """Delete ``message``, retrying as a caller would while the broker says it may succeed."""
     for _ in range(attempts - 1):
         try:

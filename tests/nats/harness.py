@@ -29,7 +29,7 @@ import asyncio
 import json
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -61,6 +61,9 @@ WAIT = 30.0
 
 RECONNECTING = {"reconnect_time_wait": 0.1, "max_reconnect_attempts": -1}
 """Connection options of the harness's connections: back within 0.1 s of a restart."""
+
+RESULT = b"handled"
+"""What an app's handler returns where :meth:`NatsHarness.run_app` publishes its results."""
 
 
 def unique(prefix: str) -> str:
@@ -236,13 +239,21 @@ class NatsHarness(Harness):
         raise NotImplementedError
 
     def subscribe(
-        self, broker: NatsBroker, target: Any, handler: Any, ack_policy: AckPolicy | None
+        self,
+        broker: NatsBroker,
+        target: Any,
+        handler: Any,
+        ack_policy: AckPolicy | None,
+        *,
+        publish_to: str | None = None,
     ) -> None:
         """Subscribe ``handler`` to ``target`` on ``broker`` (``ack_policy`` None: FastStream's
-        default)."""
+        default); with ``publish_to``, what it returns is published to that core subject."""
         options = self.subscription(target)
         if ack_policy is not None:
             options["ack_policy"] = ack_policy
+        if publish_to is not None:
+            handler = broker.publisher(publish_to)(handler)
         with warnings.catch_warnings():
             # FastStream warns that a KV or object-store watch acknowledges nothing at the
             # broker; it still keeps the policy, and the middleware follows it
@@ -332,14 +343,17 @@ class NatsHarness(Harness):
         handle: Handle | None = None,
         ack_policy: AckPolicy | None = None,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        publishes: bool = False,
     ) -> Consumed:
+        """With ``publishes`` the handler returns :data:`RESULT`, published to the core
+        subject ``<target>.out``, which no stream or subscriber of the harness takes."""
         target, ids = await self.create(count)
         handled: set[int] = set()
         done = asyncio.Event()
 
-        async def handler(message: Message) -> None:
+        async def handler(message: Message) -> bytes | None:
             if not self.accepts(message):
-                return  # a watcher's own delete: the middleware finds it gone already
+                return None  # a watcher's own delete: the middleware finds it gone already
             index = self.index(message)
             try:
                 if handle is not None:
@@ -348,10 +362,13 @@ class NatsHarness(Harness):
                 handled.add(index)
                 if len(handled) == count:
                     done.set()
+            return RESULT if publishes else None
 
+        middlewares = list(middleware) if isinstance(middleware, Sequence) else [middleware]
         # graceful_timeout: stopping waits for the handlers in flight, their deletions too
-        broker = self.broker(middlewares=[middleware], graceful_timeout=WAIT)
-        self.subscribe(broker, target, handler, ack_policy)
+        broker = self.broker(middlewares=middlewares, graceful_timeout=WAIT)
+        publish_to = f"{target}.out" if publishes else None
+        self.subscribe(broker, target, handler, ack_policy, publish_to=publish_to)
         app = FastStream(broker, logger=None, on_shutdown=[on_shutdown] if on_shutdown else [])
         await app.start()
         try:

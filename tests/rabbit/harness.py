@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,6 +23,9 @@ from faststream.rabbit.message import RabbitMessage as RabbitMessageType
 import msgdel
 from msgdel.testing.conformance import Consumed, Handle, Harness
 from tests.eventually import eventually
+
+RESULT = "handled"
+"""What an app's handler returns where :meth:`RabbitHarness.run_app` publishes its results."""
 
 
 def new_name(prefix: str) -> str:
@@ -221,11 +224,15 @@ class RabbitHarness(Harness):
         handle: Handle | None = None,
         ack_policy: AckPolicy | None = None,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        publishes: bool = False,
     ) -> Consumed:
         """A FastStream app on a fresh queue; a delivery's index is found by its
-        ``message_id``. Fails if the broker closed the channel that delivered the messages."""
+        ``message_id``. With ``publishes`` the handler returns :data:`RESULT`, published (by
+        the default exchange) to the routing key ``<queue>-out``. Fails if the broker closed
+        the channel that delivered the messages."""
+        middlewares = list(middleware) if isinstance(middleware, Sequence) else [middleware]
         # graceful_timeout: stopping waits for the last handlers' middleware (their deletions).
-        broker = RabbitBroker(self.url, middlewares=[middleware], logger=None, graceful_timeout=30)
+        broker = RabbitBroker(self.url, middlewares=middlewares, logger=None, graceful_timeout=30)
         app = FastStream(broker)
         if on_shutdown is not None:
             app.on_shutdown(on_shutdown)
@@ -238,8 +245,7 @@ class RabbitHarness(Harness):
         watch = ChannelWatch()
         options = {} if ack_policy is None else {"ack_policy": ack_policy}
 
-        @broker.subscriber(queue, **options)
-        async def handler(body: str, message: RabbitMessage) -> None:
+        async def handler(body: str, message: RabbitMessage) -> str | None:
             watch.add(message)
             index = index_of[message.message_id]
             try:
@@ -249,6 +255,10 @@ class RabbitHarness(Harness):
                 unhandled.discard(index)
                 if not unhandled:
                     done.set()
+            return RESULT if publishes else None
+
+        call: Any = broker.publisher(f"{queue.name}-out")(handler) if publishes else handler
+        broker.subscriber(queue, **options)(call)
 
         await app.start()
         try:

@@ -103,6 +103,17 @@ Handler = Callable[[Any, Any], Awaitable[None]]
 """What an app's handler does with each delivery: ``handler(body, message)``."""
 
 
+def middlewares_of(middleware: Any) -> list[Any]:
+    """A broker's ``middlewares=`` for one middleware, a sequence of them, or None."""
+    if middleware is None:
+        return []
+    return list(middleware) if isinstance(middleware, Sequence) else [middleware]
+
+
+RESULT = "handled"
+"""What an app's handler returns, published where its subscriber has a publisher."""
+
+
 @asynccontextmanager
 async def running_app(
     url: str,
@@ -110,15 +121,22 @@ async def running_app(
     middleware: Any,
     handler: Handler,
     done: Callable[[], bool],
+    *,
+    publisher: dict[str, Any] | None = None,
 ) -> AsyncIterator[RedisBroker]:
-    """Run a FastStream app whose subscriber awaits ``handler`` for every delivery, until
-    ``done()``; yield while it still runs (and the broker is connected), then stop it.
-    Stopping waits for the handlers' middleware (their deletions) to finish."""
-    broker = RedisBroker(url, middlewares=[middleware] if middleware else [], graceful_timeout=30)
+    """Run a FastStream app whose broker has ``middleware`` (one, a sequence, or None) and
+    whose subscriber awaits ``handler`` for every delivery, until ``done()``; yield while it
+    still runs (and the broker is connected), then stop it. Stopping waits for the handlers'
+    middleware (their deletions) to finish. With ``publisher`` (``broker.publisher``
+    arguments) the subscriber publishes :data:`RESULT` there after each handler returns."""
+    broker = RedisBroker(url, middlewares=middlewares_of(middleware), graceful_timeout=30)
 
-    @broker.subscriber(**subscription)
-    async def handle(body: Any, message: Any = Context("message")) -> None:  # noqa: B008
+    async def handle(body: Any, message: Any = Context("message")) -> str | None:  # noqa: B008
         await handler(body, message)
+        return None if publisher is None else RESULT
+
+    call: Any = handle if publisher is None else broker.publisher(**publisher)(handle)
+    broker.subscriber(**subscription)(call)
 
     async with broker:
         await broker.start()
@@ -140,6 +158,7 @@ class RedisHarness(Harness):
         self._registry = msgdel.Registry()
         self._baseline = 0
         self._consumed: set[str] = set()  # the targets consumed() created
+        self._publishing: set[str] = set()  # the targets of run_app(publishes=True)
 
     @property
     def registry(self) -> msgdel.Registry:
@@ -250,12 +269,14 @@ class StreamHarness(RedisHarness):
     async def stored(self, target: Any) -> list[str]:
         """The entries ``target`` still holds. Its group's pending entries are checked too:
         none may dangle (pending, its entry gone), and for what :meth:`consumed` read, which
-        nothing acknowledged but a deletion, every stored entry is still pending."""
+        nothing acknowledged but a deletion, and an app whose handler's results were
+        published (an input whose result could not be is not acknowledged: it stays pending
+        for redelivery), every stored entry is still pending."""
         client = self.client()
         stored = entry_ids(client, target)
         if self.group is not None:
             pending = pending_ids(client, target, self.group)
-            unacknowledged = target in self._consumed
+            unacknowledged = target in self._consumed or target in self._publishing
             assert (pending == stored) if unacknowledged else set(pending) <= set(stored), (
                 f"group {self.group!r} has {pending} pending; the stream holds {stored}"
             )
@@ -269,7 +290,10 @@ class StreamHarness(RedisHarness):
         handle: Handle | None = None,
         ack_policy: AckPolicy | None = None,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        publishes: bool = False,
     ) -> Consumed:
+        """The app reads a fresh stream (written before it starts); with ``publishes`` its
+        subscriber publishes :data:`RESULT` to a fresh stream ``<name>-out``."""
         name = unique(f"{self.prefix}-app")
         self.prepare(name, count)
         ids = entry_ids(self.client(), name)
@@ -286,8 +310,18 @@ class StreamHarness(RedisHarness):
         subscription = self.subscription(name)
         if ack_policy is not None:
             subscription["ack_policy"] = ack_policy
-        url = self.server.url
-        async with running_app(url, subscription, middleware, handler, lambda: len(seen) >= count):
+        publisher = None
+        if publishes:
+            self._publishing.add(name)
+            publisher = {"stream": f"{name}-out"}
+        async with running_app(
+            self.server.url,
+            subscription,
+            middleware,
+            handler,
+            lambda: len(seen) >= count,
+            publisher=publisher,
+        ):
             if on_shutdown is not None:
                 await on_shutdown()
         return Consumed(name, [], [tuple(ids[n * per : (n + 1) * per]) for n in range(count)])
