@@ -5,11 +5,12 @@ reporting every call to the registry's observers."""
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion
+from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion, redact
 from msgdel.observe import DeletionReport, Operation
 from msgdel.protocol import Deletable
 from msgdel.registry import Registry, default_registry
@@ -17,6 +18,10 @@ from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
 
 Outcomes = list["DeleteResult | MsgdelError"]
+
+log = logging.getLogger("msgdel.deletions")
+"""One DEBUG line per adapter call (nothing at INFO), with ``extra`` fields: ``broker``,
+``target``, ``outcome``, ``outcomes``, ``operation``, ``messages``, ``seconds``."""
 
 
 class Handling:
@@ -122,18 +127,49 @@ async def call(
         outcomes = [error] * len(messages)
     else:
         outcomes = _validated(adapter, messages, got)
+    seconds = time.perf_counter() - began
     if registry.observers:
         registry.report(
             DeletionReport(
-                operation,
-                adapter,
-                adapter.features,
-                tuple(messages),
-                tuple(outcomes),
-                time.perf_counter() - began,
+                operation, adapter, adapter.features, tuple(messages), tuple(outcomes), seconds
             )
         )
+    if log.isEnabledFor(logging.DEBUG):
+        _log_call(operation, adapter, outcomes, seconds)
     return outcomes
+
+
+def _log_call(operation: Operation, adapter: Deletable, outcomes: Outcomes, seconds: float) -> None:
+    """Log one adapter call at DEBUG: its broker, target(s) and outcome counts, no secrets.
+
+    ``outcome`` is the outcome's value (``"deleted"``) or the error class when every message
+    had the same, else ``"mixed"``; ``target`` is the targets of the results, comma-separated
+    (errors name none)."""
+    counts: dict[str, int] = {}
+    targets: set[str] = set()
+    for outcome in outcomes:
+        if isinstance(outcome, DeleteResult):
+            key = outcome.outcome.value
+            targets.add(outcome.target)
+        else:
+            key = type(outcome).__name__
+        counts[key] = counts.get(key, 0) + 1
+    broker = adapter.features.broker
+    target = redact(",".join(sorted(targets)))
+    summary = ", ".join(f"{key}={n}" for key, n in counts.items())
+    log.debug(
+        "%s of %d messages via %s (%s) in %.1f ms: %s",
+        operation, len(outcomes), broker, target or "no target", seconds * 1000, summary,
+        extra={
+            "broker": broker,
+            "target": target,
+            "outcome": next(iter(counts)) if len(counts) == 1 else "mixed",
+            "outcomes": counts,
+            "operation": operation,
+            "messages": len(outcomes),
+            "seconds": seconds,
+        },
+    )  # fmt: skip
 
 
 def _validated(adapter: Deletable, messages: Sequence[Any], got: object) -> Outcomes:

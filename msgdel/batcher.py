@@ -44,7 +44,9 @@ class Batcher:
       for it, so a failing target does not fail, nor misreport, the others;
     - a message whose :class:`~msgdel.DeletionFailed` says ``retryable=True`` is retried (it
       alone, with the others still failing that way) up to ``retries`` times with
-      exponential backoff starting at ``backoff`` seconds (capped at ``max_backoff``);
+      exponential backoff starting at ``backoff`` seconds (capped at ``max_backoff``): by
+      default for about 33 s, so a broker restart does not exhaust it (a deletion given up
+      on can be lost for good: an entry FastStream acknowledged is never delivered again);
     - at most ``max_pending`` messages are queued or in flight: :meth:`submit` waits for
       room beyond that (back-pressure), so memory stays bounded;
     - nothing submitted is dropped on close: closing flushes and waits for every result.
@@ -63,7 +65,7 @@ class Batcher:
         max_pending: int = 10_000,
         *,
         require: Semantics | None = None,
-        retries: int = 5,
+        retries: int = 20,
         backoff: float = 0.1,
         max_backoff: float = 2.0,
     ) -> None:
@@ -97,6 +99,11 @@ class Batcher:
     def pending(self) -> int:
         """Messages submitted whose result is not settled yet (queued or in flight)."""
         return self._outstanding
+
+    @property
+    def in_flight(self) -> int:
+        """Flushes sent to the broker whose results are not all settled yet."""
+        return len(self._inflight)
 
     @property
     def closed(self) -> bool:
@@ -243,9 +250,12 @@ class Batcher:
                 return
             delay = min(self.backoff * 2**attempt, self.max_backoff)
             attempt += 1
+            error = outcomes[retry[0]]
             log.warning("retrying %d deletions through %r in %.2fs (attempt %d of %d): %s",
-                        len(retry), adapter, delay, attempt, self.retries,
-                        outcomes[retry[0]])  # fmt: skip
+                        len(retry), adapter, delay, attempt, self.retries, error,
+                        extra={"broker": adapter.features.broker, "operation": "batch",
+                               "outcome": type(error).__name__, "messages": len(retry),
+                               "attempt": attempt})  # fmt: skip
             await asyncio.sleep(delay)
             messages = [messages[i] for i in retry]
             futures = [futures[i] for i in retry]

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from faststream.message import StreamMessage
+    from prometheus_client import CollectorRegistry
 
     from msgdel.result import DeleteResult
 
@@ -87,6 +88,9 @@ class DeleteMiddleware:
     applies its error policy (nack/reject). Deleting never settles a message twice: adapters
     settle through FastStream's own message object.
 
+    ``metrics=True`` (or a prometheus-client ``CollectorRegistry``) counts the deletions in
+    Prometheus and tracks the batcher's gauges: :func:`msgdel.prometheus.instrument`.
+
     Pass an instance where FastStream takes middlewares: ``RedisBroker(...,
     middlewares=[DeleteMiddleware()])``, ``RabbitRouter(middlewares=[...])``, etc.
     """
@@ -100,6 +104,7 @@ class DeleteMiddleware:
         require: Semantics | None = None,
         on_error: OnError = "log",
         leave_ack_to_batch: bool = False,
+        metrics: bool | CollectorRegistry = False,
     ) -> None:
         if when not in _WHEN:
             raise ValueError(
@@ -128,6 +133,10 @@ class DeleteMiddleware:
         self.registry = registry
         self.on_error: OnError = on_error
         self.leave_ack_to_batch = leave_ack_to_batch
+        if metrics is not False:  # the msgdel[prometheus] extra
+            from msgdel.prometheus import instrument_middleware
+
+            instrument_middleware(registry, batcher, metrics)
 
     def __call__(self, msg: Any, /, *, context: Any = None, **kwargs: Any) -> BaseMiddleware:
         """Build the per-message middleware (FastStream calls this for every message)."""
@@ -271,7 +280,8 @@ def deleter(
             if batcher is not None:
                 _dispatch.resolve(_dispatch.registry_of(batcher.registry), message, require)
                 return await batcher.delete(message)
-            return await delete(message, registry=registry, require=require)
+            result: DeleteResult = await delete(message, registry=registry, require=require)
+            return result
 
         return delete_current
 
