@@ -10,6 +10,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import attrs
+
 from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion, redact
 from msgdel.observe import DeletionReport, Operation
 from msgdel.protocol import Deletable
@@ -111,12 +113,18 @@ async def call(
     registry: Registry, adapter: Deletable, messages: Sequence[Any], operation: Operation
 ) -> Outcomes:
     """Call ``adapter.delete_many(messages)``: one outcome per message, in order, never an
-    exception (but cancellation). The call is reported to ``registry``'s observers."""
+    exception (but cancellation). The call is reported to ``registry``'s observers.
+
+    A message given more than once is sent once: its first place gets the adapter's outcome,
+    the others what deleting it again reports (the adapter's ``repeat`` outcome where the first
+    deleted it), so nothing is settled or counted twice."""
     began = time.perf_counter()
+    places = _places_of_duplicates(messages)
+    sent = messages if places is None else list({id(m): m for m in messages}.values())
     try:
-        got = await adapter.delete_many(messages)
+        got = await adapter.delete_many(sent)
     except MsgdelError as exc:
-        outcomes: Outcomes = [exc] * len(messages)
+        outcomes: Outcomes = [exc] * len(sent)
     except Exception as exc:
         error = DeletionFailed(
             f"{adapter!r} failed with {exc!r}; whether the broker deleted anything is unknown: "
@@ -124,9 +132,11 @@ async def call(
             retryable=False,
             cause=exc,
         )
-        outcomes = [error] * len(messages)
+        outcomes = [error] * len(sent)
     else:
-        outcomes = _validated(adapter, messages, got)
+        outcomes = _validated(adapter, sent, got)
+    if places is not None:
+        outcomes = _repeated(outcomes, places, adapter.features.repeat)
     seconds = time.perf_counter() - began
     if registry.observers:
         registry.report(
@@ -137,6 +147,38 @@ async def call(
     if log.isEnabledFor(logging.DEBUG):
         _log_call(operation, adapter, outcomes, seconds)
     return outcomes
+
+
+def _places_of_duplicates(messages: Sequence[Any]) -> list[int] | None:
+    """None when every message is a distinct object (the usual case, checked cheaply); else,
+    per message, the index of its first occurrence among the distinct ones, negated minus one
+    for a repeat (``-1 - index``)."""
+    if len(messages) < 2 or len({id(m) for m in messages}) == len(messages):
+        return None
+    first: dict[int, int] = {}
+    places = []
+    for message in messages:
+        index = first.get(id(message))
+        if index is None:
+            index = first[id(message)] = len(first)
+            places.append(index)
+        else:
+            places.append(-1 - index)
+    return places
+
+
+def _repeated(outcomes: Outcomes, places: list[int], repeat: Outcome) -> Outcomes:
+    """The outcomes of the distinct messages spread back over every place they were given."""
+    spread: Outcomes = []
+    for place in places:
+        if place >= 0:
+            spread.append(outcomes[place])
+            continue
+        outcome = outcomes[-1 - place]
+        if isinstance(outcome, DeleteResult) and outcome.outcome is Outcome.DELETED:
+            outcome = attrs.evolve(outcome, outcome=repeat, removed=0)
+        spread.append(outcome)
+    return spread
 
 
 def _log_call(operation: Operation, adapter: Deletable, outcomes: Outcomes, seconds: float) -> None:

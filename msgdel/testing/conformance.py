@@ -363,6 +363,75 @@ class AdapterConformance:
         if kit.semantics is Semantics.EXACT:
             assert await kit.stored(got.target) == _flat(got.ids[1:])
 
+    async def test_the_same_message_twice_in_one_call_is_removed_once_and_counted_once(
+        self, kit: Harness
+    ) -> None:
+        if not _stores(kit):
+            pytest.skip("nothing stored: nothing to count")
+        async with kit.consumed(2) as got:
+            first, again, other = await msgdel.delete_many(
+                [got.messages[0], got.messages[0], got.messages[1]],
+                registry=kit.registry,
+                return_exceptions=True,
+            )
+        left = await kit.stored(got.target)
+        results = [o for o in (first, again, other) if isinstance(o, DeleteResult)]
+        assert isinstance(other, DeleteResult)
+        assert isinstance(first, DeleteResult) or isinstance(again, DeleteResult)
+        removed = len(_flat(got.ids)) - len(left)
+        assert sum(r.removed for r in results) == removed  # nothing counted twice
+        if kit.semantics is Semantics.EXACT:
+            assert left == []
+
+    async def test_a_stopped_broker_fails_all_of_delete_many_retryably_and_a_retry_deletes(
+        self, kit: Harness
+    ) -> None:
+        if not kit.restartable:
+            pytest.skip("the harness cannot stop its broker")
+        if not _stores(kit):
+            pytest.skip("nothing stored: nothing to fail")
+        async with kit.consumed(3) as got:
+            await kit.stop()
+            try:
+                outcomes = await msgdel.delete_many(
+                    got.messages, registry=kit.registry, return_exceptions=True
+                )
+            finally:
+                await kit.start()
+            for outcome in outcomes:
+                assert isinstance(outcome, DeletionFailed), outcome
+                assert outcome.retryable is True
+            retried = [await _retried(kit, m) for m in got.messages]
+        left = await kit.stored(got.target)
+        assert {r.outcome for r in retried} <= {Outcome.DELETED, kit.adapter.features.repeat}
+        if kit.semantics is Semantics.EXACT:
+            assert left == []
+
+    async def test_a_batcher_flush_across_a_broker_restart_settles_every_message_truly(
+        self, kit: Harness
+    ) -> None:
+        if not kit.restartable:
+            pytest.skip("the harness cannot stop its broker")
+        if not _stores(kit):
+            pytest.skip("nothing stored: nothing to fail")
+        async with kit.consumed(3) as got:
+            batcher = msgdel.Batcher(
+                kit.registry, max_delay=0, retries=40, backoff=0.1, max_backoff=0.25
+            )
+            await kit.stop()
+            try:
+                futures = [await batcher.submit(m) for m in got.messages]
+                await asyncio.sleep(0.5)  # the first attempts fail while the broker is down
+            finally:
+                await kit.start()
+            results = await asyncio.gather(*futures)
+            await batcher.close()
+        left = await kit.stored(got.target)
+        # a deletion whose answer was lost is retried and reported as what is true now
+        assert {r.outcome for r in results} <= {Outcome.DELETED, kit.adapter.features.repeat}
+        if kit.semantics is Semantics.EXACT:
+            assert left == []
+
     # -- FastStream ----------------------------------------------------------------------
     async def test_messages_of_the_in_memory_test_broker_are_skipped(self, kit: Harness) -> None:
         try:

@@ -294,3 +294,20 @@ async def test_the_base_adapter_is_an_async_context_manager_closing_itself() -> 
     async with adapter as entered:
         assert entered is adapter
     assert adapter.closed == 1
+
+
+async def test_a_message_given_twice_is_sent_once_and_its_repeat_reports_the_repeat_outcome() -> (
+    None
+):
+    adapter = DictAdapter(a=b"1", b=b"2")
+    registry = registry_of(adapter)
+    a, b = Note("a"), Note("b")
+    with msgdel.testing.record_deletions(registry) as deletions:
+        results = await msgdel.delete_many([a, b, a], registry=registry)
+    assert adapter.calls == [("delete_many", ["a", "b"])]
+    assert [(r.ids, r.outcome, r.removed) for r in results] == [
+        (("a",), Outcome.DELETED, 1),
+        (("b",), Outcome.DELETED, 1),
+        (("a",), Outcome.ALREADY_GONE, 0),
+    ]
+    assert deletions.messages == [a, b, a]
