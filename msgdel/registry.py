@@ -100,16 +100,20 @@ class Registry:
 
     def _resolve_uncached(self, message_type: type) -> Deletable:
         self._before_lookup()
+        mro = getattr(message_type, "__mro__", (message_type,))
         with self._lock:
-            for cls in getattr(message_type, "__mro__", (message_type,)):
-                adapter = self._adapters.get(cls)
-                if adapter is None:
+            # What the user registered, for the class or an ancestor, wins over a built-in:
+            # an adapter registered for KafkaMessage also serves KafkaAckableMessage.
+            adapter = next((self._adapters[c] for c in mro if c in self._adapters), None)
+            if adapter is None:
+                for cls in mro:
                     builtin = self._builtins.get(_qualname(cls))
                     if builtin is not None:
                         adapter = self._builtin_instance(builtin)
-                if adapter is not None:
-                    self._cache[message_type] = adapter
-                    return adapter
+                        break
+            if adapter is not None:
+                self._cache[message_type] = adapter
+                return adapter
         raise AdapterNotFound(
             message_type,
             self._registered_names(),

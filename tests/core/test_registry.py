@@ -210,3 +210,17 @@ def test_an_adapter_imported_without_its_client_names_the_extra_to_install(
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert f"pip install 'msgdel[{extra}]'" in out.stdout
+
+
+def test_an_adapter_registered_for_a_class_wins_over_a_builtin_of_its_subclass() -> None:
+    from faststream.message import StreamMessage
+
+    class Ackable(StreamMessage[bytes]):  # stands for KafkaAckableMessage, a built-in subclass
+        pass
+
+    Ackable.__module__ = "faststream.kafka.message"
+    Ackable.__qualname__ = Ackable.__name__ = "KafkaAckableMessage"
+    registry = Registry()
+    mine = DictAdapter()
+    registry.register(StreamMessage, mine)
+    assert registry.resolve(Ackable) is mine
