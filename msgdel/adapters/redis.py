@@ -20,7 +20,12 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
-from redis import exceptions as redis_errors
+try:
+    from redis import exceptions as redis_errors
+except ImportError as exc:  # the extra is not installed
+    from msgdel.adapters._extra import missing
+
+    raise missing("redis") from exc
 
 from msgdel.compat import (
     bind_to_subscriber,
