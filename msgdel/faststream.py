@@ -267,7 +267,7 @@ def deleter(
 
     .. code-block:: python
 
-        MyDeleter = Annotated[DeleteFunction, Depends(deleter(registry=my_registry))]
+        MyDeleter = Annotated[DeleteFunction, Depends(deleter(registry=my_registry), cast=False)]
     """
 
     def provide(
