@@ -253,17 +253,13 @@ TABLE: tuple[Entry, ...] = (
           f"{MQTT}::test_the_example_clears_the_retained_config_it_handled"),
     Entry("docs/adapters/mqtt.md", "docs/examples/mqtt_outside_handler.py",
           f"{MQTT}::test_the_outside_a_handler_example_clears_the_retained_message"),
-    # docs/adapters/redis.md (being edited elsewhere): its include is the tested example
+    # docs/adapters/redis.md: its includes are the tested examples
     Entry("docs/adapters/redis.md", "examples/orders.py",
           f"{REDIS}::test_the_orders_example_ships_and_deletes_every_order"),
-    Entry("docs/adapters/redis.md", "regardless = RedisStreamAdapter(ignore_other_groups=True)",
-          pending="runs (it only registers, on the default registry) but no test shows "
-          "what it does: needs a complete example file (docs/examples/) whose test in "
-          "tests/redis/test_docs.py sees an entry deleted that another group still needs"),
-    Entry("docs/adapters/redis.md", "checked = RedisStreamAdapter(match_fields=True)",
-          pending="does not run on its own: `import msgdel` and the FastStream message "
-          "classes are missing; needs a complete example file and a test in "
-          "tests/redis/test_docs.py"),
+    Entry("docs/adapters/redis.md", "docs/examples/redis_other_groups.py",
+          f"{REDIS}::test_the_other_groups_example_deletes_an_entry_another_group_still_needs"),
+    Entry("docs/adapters/redis.md", "docs/examples/redis_match_fields.py",
+          f"{REDIS}::test_the_match_fields_example_keeps_another_order_under_a_replayed_id"),
     # docs/adapters/kafka.md (being edited elsewhere)
     Entry("docs/adapters/kafka.md", 'KafkaBroker("localhost:9092")',
           pending="the bootstrap server is fixed: read it from an environment variable, "
@@ -283,25 +279,17 @@ TABLE: tuple[Entry, ...] = (
     Entry("docs/adapters/nats.md", "KeyValueAdapter(broker, purge=True)",
           pending="`import msgdel` and `broker` are missing; needs a complete example (a KV "
           "key purged, an object deleted) and a test in tests/nats/test_docs.py"),
-    # docs/observability.md (being edited elsewhere)
-    Entry("docs/observability.md", "metrics = msgdel.prometheus.instrument()",
-          pending="`batcher` is undefined and start_http_server(9108) binds a fixed port: "
-          "needs a complete example (port from the environment) and a test in "
-          "tests/redis/test_docs.py that scrapes it"),
-    Entry("docs/observability.md", "DeleteMiddleware(batcher=batcher, metrics=True)",
-          pending="`DeleteMiddleware`, `batcher` and `my_registry` are undefined: make it "
-          "part of an example file"),
+    # docs/observability.md
+    Entry("docs/observability.md", "docs/examples/prometheus_metrics.py",
+          f"{REDIS}::test_the_prometheus_example_serves_the_deletions_it_counted"),
+    Entry("docs/observability.md", "docs/examples/prometheus_middleware.py",
+          f"{REDIS}::test_the_middleware_metrics_example_counts_in_its_own_registry"),
     Entry("docs/observability.md", "msgdel.otel.instrument()   #",
-          pending="runs as written, but no test runs it: a test (otel extra installed, "
-          "so tests/redis or tests/nats) that runs it, deletes, and sees the span; it adds "
-          "an observer to the default registry, which the test must remove"),
-    Entry("docs/observability.md", "OTLPSpanExporter()",
-          pending="needs opentelemetry-exporter-otlp, which no extra installs, and a "
-          "collector; the Redis URL is fixed: use an exporter the otel extra has (or say "
-          "what to install) and run it in tests/redis/test_docs.py"),
+          f"{REDIS}::test_instrumenting_otel_makes_a_span_of_a_deletion_in_a_handler"),
+    Entry("docs/observability.md", "docs/examples/otel_tracing.py",
+          f"{REDIS}::test_the_tracing_example_joins_the_deletion_to_the_message_trace"),
     Entry("docs/observability.md", 'logging.getLogger("msgdel").setLevel(logging.DEBUG)',
-          pending="runs as written and needs no broker, but no test runs it: a core test "
-          "that runs it, deletes, and sees the debug line"),
+          f"{REDIS}::test_the_logging_line_logs_one_debug_line_per_deletion"),
 )
 # fmt: on
 """Every Python block of the docs: page, key, and the test that runs it (or why none yet)."""

@@ -9,10 +9,13 @@ one version shows that the docs' code does what its page says.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import runpy
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,11 +26,17 @@ from faststream import AckPolicy, FastStream
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
 from faststream.redis.message import RedisStreamMessage as RedisStreamMessageType
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util._once import Once
+from prometheus_client import REGISTRY
 
 import msgdel
 from msgdel import Outcome
-from tests.docs_blocks import ROOT, block, check_session, example, run
+from tests.docs_blocks import ROOT, block, check_session, example, printed, run
 from tests.eventually import eventually
+from tests.observability import Scrape, Spans
 from tests.redis.harness import StreamHarness, fill
 
 STREAMS = ("orders", "audit")
@@ -45,6 +54,26 @@ def redis(redis8_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     finally:
         client.delete(*STREAMS)
         client.close()
+
+
+@pytest.fixture
+def observers() -> Iterator[None]:
+    """The default registry's observers as they were before the spec, again after it (the
+    docs' metrics and tracing code adds its observers there)."""
+    before = list(msgdel.default_registry.observers)
+    yield
+    for observer in list(msgdel.default_registry.observers):
+        if not any(observer is b for b in before):
+            msgdel.default_registry.remove_observer(observer)
+
+
+@pytest.fixture
+def global_tracer_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenTelemetry's global tracer provider unset for the spec, as in a fresh process, and
+    as it was after: the API lets a process set it once (OpenTelemetry's own test helpers
+    reset the same two globals)."""
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
 
 
 def state(server: Any, stream: str = "orders") -> tuple[int, int]:
@@ -273,3 +302,219 @@ def test_the_pytest_example_passes_with_pytest_asyncio_in_its_default_mode(
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout, done.stdout
+
+
+# -- docs/adapters/redis.md ------------------------------------------------------------------
+async def test_the_other_groups_example_deletes_an_entry_another_group_still_needs(
+    redis: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Group "shipping" has the first order pending and has not read the second; "billing"
+    deletes both at once, and 8.2's DELREF takes the first out of "shipping"'s PEL too."""
+    with redis.client() as client:
+        client.xgroup_create("orders", "shipping", id="0", mkstream=True)
+        client.xgroup_create("orders", "billing", id="0")
+        ids = [client.xadd("orders", {"__data__": f"order-{n}"}).decode() for n in (1, 2)]
+        client.xreadgroup("shipping", "s1", {"orders": ">"}, count=1)
+        assert client.xpending("orders", "shipping")["pending"] == 1
+        lines: list[str] = []
+
+        def handled() -> int:
+            lines.extend(printed(capsys.readouterr().out))
+            return len(lines)
+
+        with example("docs/examples/redis_other_groups.py") as module:
+            async with started(module.app):
+                await eventually(handled, 2)
+        assert lines == [f"DELETED {i}" for i in ids]
+        assert client.xlen("orders") == 0
+        assert client.xpending("orders", "shipping")["pending"] == 0
+        assert client.xreadgroup("shipping", "s1", {"orders": ">"}) == []  # it never gets it
+
+
+async def test_the_match_fields_example_keeps_another_order_under_a_replayed_id(
+    redis: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While ``ship()`` runs, the stream is deleted and replayed with another order under the
+    same explicit id, read by another consumer: it stays in the stream, and pending."""
+    with redis.client() as client:
+        client.xgroup_create("orders", "shipping", id="0", mkstream=True)
+        client.xadd("orders", {"__data__": "order-A"}, id="1-1")
+
+        def replay() -> None:  # atomic, so the app's consumer cannot read the new entry
+            with client.pipeline(transaction=True) as pipe:
+                pipe.delete("orders")
+                pipe.xadd("orders", {"__data__": "order-B"}, id="1-1")
+                pipe.xgroup_create("orders", "shipping", id="0")
+                pipe.xreadgroup("shipping", "s2", {"orders": ">"})
+                pipe.execute()
+
+        shipped: list[str] = []
+
+        async def ship(order: str) -> None:
+            shipped.append(order)
+            await asyncio.to_thread(replay)
+
+        lines: list[str] = []
+
+        def handled() -> int:
+            lines.extend(printed(capsys.readouterr().out))
+            return len(lines)
+
+        with example("docs/examples/redis_match_fields.py") as module:
+            monkeypatch.setattr(module, "ship", ship)
+            async with started(module.app):
+                await eventually(handled, 1)
+        assert shipped == ["order-A"]
+        assert lines == ["ALREADY_GONE 1-1"]
+        assert client.xrange("orders") == [(b"1-1", {b"__data__": b"order-B"})]
+        (pending,) = client.xpending_range("orders", "shipping", "-", "+", 10)
+        assert (pending["message_id"], pending["consumer"]) == (b"1-1", b"s2")  # no XACK either
+
+
+# -- docs/observability.md -------------------------------------------------------------------
+def scrape(url: str) -> Scrape:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return Scrape(response.read().decode())
+
+
+def served_url(capsys: pytest.CaptureFixture[str], lines: list[str]) -> str:
+    """The metrics URL the example printed while it started (its startup hook)."""
+    lines.extend(printed(capsys.readouterr().out))
+    found = [m[1] for line in lines if (m := re.fullmatch(r"metrics on (\S+)", line))]
+    assert len(found) == 1, lines
+    return found[0]
+
+
+DELETED = {"broker": "redis", "outcome": "deleted", "semantics": "exact"}
+
+
+async def test_the_prometheus_example_serves_the_deletions_it_counted(
+    redis: Any,
+    observers: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It counts in prometheus-client's global REGISTRY, which other code of the process may
+    count in as well: the spec reads what this app added."""
+    monkeypatch.setenv("METRICS_PORT", "0")
+    await publish(redis, "orders", "billing", [{"id": str(n)} for n in range(20)])
+    lines: list[str] = []
+    with example("docs/examples/prometheus_metrics.py") as module:
+        before = REGISTRY.get_sample_value("msgdel_messages_total", DELETED) or 0.0
+        async with started(module.app):
+            url = served_url(capsys, lines)
+
+            async def counted() -> float:
+                got = await asyncio.to_thread(scrape, url)
+                return got.value("msgdel_messages_total", **DELETED) or 0.0
+
+            assert await eventually(counted, before + 20) == before + 20
+            got = await asyncio.to_thread(scrape, url)
+            assert (got.value("msgdel_batcher_max_pending", batcher="default") or 0) >= 10_000
+            assert got.value("msgdel_call_messages_count", broker="redis", operation="batch")
+    assert state(redis) == (0, 0)
+    assert lines == [f"metrics on {url}"]
+
+
+async def test_the_middleware_metrics_example_counts_in_its_own_registry(
+    redis: Any,
+    observers: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("METRICS_PORT", "0")
+    await publish(redis, "orders", "billing", [{"id": str(n)} for n in range(20)])
+    lines: list[str] = []
+    in_global = REGISTRY.get_sample_value("msgdel_messages_total", DELETED)
+    with example("docs/examples/prometheus_middleware.py") as module:
+        async with started(module.app):
+            url = served_url(capsys, lines)
+
+            async def counted() -> float:
+                got = await asyncio.to_thread(scrape, url)
+                return got.value("msgdel_messages_total", **DELETED) or 0.0
+
+            assert await eventually(counted, 20.0) == 20.0
+            got = await asyncio.to_thread(scrape, url)
+            assert got.value("msgdel_batcher_max_pending", batcher="default") == 10_000
+            assert got.value("msgdel_failures_total") is None
+    assert REGISTRY.get_sample_value("msgdel_messages_total", DELETED) == in_global
+    assert state(redis) == (0, 0)
+
+
+async def test_instrumenting_otel_makes_a_span_of_a_deletion_in_a_handler(
+    redis: Any, observers: None, global_tracer_provider: None
+) -> None:
+    instrumenting = block("docs/observability.md", "msgdel.otel.instrument()   #")
+    spans = Spans()
+    trace.set_tracer_provider(spans.provider)  # as the service's own setup would
+    await run(instrumenting.code(), {})
+
+    async def fragment(msg: Any, earlier: list[Any]) -> None:
+        await msgdel.delete(msg)
+
+    await in_a_handler(redis, 1, fragment)
+    (span,) = spans.msgdel()
+    assert span.name == "delete orders"
+    assert span.kind is trace.SpanKind.CLIENT
+    attributes = dict(span.attributes or {})
+    assert attributes["messaging.system"] == "redis"
+    assert attributes["msgdel.outcome.deleted"] == 1
+    assert state(redis) == (0, 0)
+
+
+async def test_the_tracing_example_joins_the_deletion_to_the_message_trace(
+    redis: Any, observers: None, global_tracer_provider: None
+) -> None:
+    """Each order published through the app's instrumented broker is deleted by the
+    middleware in a span of the order's own trace, beside FastStream's ``process`` span."""
+    with redis.client() as client:
+        client.xgroup_create("orders", "billing", id="0", mkstream=True)
+    kept = InMemorySpanExporter()
+    with example("docs/examples/otel_tracing.py") as module:
+        module.provider.add_span_processor(SimpleSpanProcessor(kept))
+        try:
+            async with started(module.app):
+                for n in range(3):
+                    await module.broker.publish({"id": str(n)}, stream="orders")
+                assert await eventually(lambda: state(redis), (0, 0)) == (0, 0)
+
+                def deletions() -> int:
+                    return sum(s.name == "delete orders" for s in kept.get_finished_spans())
+
+                assert await eventually(deletions, 3) == 3
+        finally:
+            module.provider.shutdown()
+    ended = kept.get_finished_spans()
+    created = {s.context.trace_id for s in ended if s.name.endswith(" create")}
+    processed = {s.context.trace_id for s in ended if s.name.endswith(" process")}
+    deleted = [s for s in ended if s.name == "delete orders"]
+    assert len(created) == 3
+    assert {s.context.trace_id for s in deleted} == created == processed
+    assert all((s.attributes or {})["msgdel.outcome.deleted"] == 1 for s in deleted)
+
+
+async def test_the_logging_line_logs_one_debug_line_per_deletion(
+    redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    debugging = block(
+        "docs/observability.md", 'logging.getLogger("msgdel").setLevel(logging.DEBUG)'
+    )
+    logger = logging.getLogger("msgdel")
+    level = logger.level
+    try:
+        await run(debugging.code(), {})
+
+        async def fragment(msg: Any, earlier: list[Any]) -> None:
+            await msgdel.delete(msg)
+
+        await in_a_handler(redis, 1, fragment)
+    finally:
+        logger.setLevel(level)
+    (line,) = [r for r in caplog.records if r.name == "msgdel.deletions"]
+    assert line.levelno == logging.DEBUG
+    assert re.fullmatch(
+        r"delete of 1 messages via redis \(orders\) in \d+\.\d ms: deleted=1", line.getMessage()
+    )
+    assert (line.broker, line.outcome, line.messages) == ("redis", "deleted", 1)  # type: ignore[attr-defined]
+    assert state(redis) == (0, 0)
