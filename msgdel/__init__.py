@@ -1,9 +1,9 @@
 """Delete consumed FastStream messages at their broker with one call, whatever the broker.
 
-.. code-block:: python
-
-    result = await msgdel.delete(msg)
-    results = await msgdel.delete_many(msgs)
+```python
+result = await msgdel.delete(msg)
+results = await msgdel.delete_many(msgs)
+```
 """
 
 from msgdel.api import delete, delete_many

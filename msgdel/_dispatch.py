@@ -1,5 +1,5 @@
-"""What ``delete``, ``delete_many``, the Batcher and the middleware share: resolving the
-adapter, checking ``require``, calling the adapter, validating what it returned, and
+"""What `delete`, `delete_many`, the Batcher and the middleware share: resolving the
+adapter, checking `require`, calling the adapter, validating what it returned, and
 reporting every call to the registry's observers."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from msgdel.semantics import Outcome, Semantics
 Outcomes = list["DeleteResult | MsgdelError"]
 
 log = logging.getLogger("msgdel.deletions")
-"""One DEBUG line per adapter call (nothing at INFO), with ``extra`` fields: ``broker``,
-``target``, ``outcome``, ``outcomes``, ``operation``, ``messages``, ``seconds``."""
+"""One DEBUG line per adapter call (nothing at INFO), with `extra` fields: `broker`,
+`target`, `outcome`, `outcomes`, `operation`, `messages`, `seconds`."""
 
 
 class Handling:
@@ -56,7 +56,7 @@ def note_requested(messages: Iterable[Any]) -> None:
 
 
 def registry_of(registry: Registry | None) -> Registry:
-    """``registry``, or the default registry when None; a clear error for anything else."""
+    """`registry`, or the default registry when None; a clear error for anything else."""
     if registry is None:
         return default_registry
     if not isinstance(registry, Registry):
@@ -65,7 +65,7 @@ def registry_of(registry: Registry | None) -> Registry:
 
 
 def check_require(require: Semantics | None) -> Semantics | None:
-    """``require`` itself, after checking it is a :class:`Semantics` (or None)."""
+    """`require` itself, after checking it is a [`Semantics`][msgdel.Semantics] (or None)."""
     if require is None or isinstance(require, Semantics):
         return require
     hint = ""
@@ -75,7 +75,8 @@ def check_require(require: Semantics | None) -> Semantics | None:
 
 
 def check_semantics(adapter: Deletable, require: Semantics | None) -> None:
-    """Raise :class:`~msgdel.UnsupportedDeletion` when ``adapter`` cannot meet ``require``."""
+    """Raise [`UnsupportedDeletion`][msgdel.UnsupportedDeletion] when `adapter` cannot meet
+    `require`."""
     if require is not None and not adapter.features.semantics.satisfies(require):
         raise UnsupportedDeletion(
             f"{adapter!r} deletes with {adapter.features.semantics.name} semantics, which does "
@@ -84,7 +85,7 @@ def check_semantics(adapter: Deletable, require: Semantics | None) -> None:
 
 
 def resolve(registry: Registry, message: Any, require: Semantics | None) -> Deletable:
-    """The adapter of ``message``, refused before any I/O when it cannot meet ``require``."""
+    """The adapter of `message`, refused before any I/O when it cannot meet `require`."""
     adapter = registry.resolve(type(message))
     check_semantics(adapter, require)
     return adapter
@@ -93,8 +94,8 @@ def resolve(registry: Registry, message: Any, require: Semantics | None) -> Dele
 def group_by_adapter(
     items: Sequence[Any], registry: Registry, require: Semantics | None
 ) -> list[tuple[Deletable, list[int]]]:
-    """Indexes of ``items`` grouped by the adapter that deletes them, in first-seen order.
-    Every adapter is checked against ``require`` before anything is sent."""
+    """Indexes of `items` grouped by the adapter that deletes them, in first-seen order.
+    Every adapter is checked against `require` before anything is sent."""
     groups: dict[int, tuple[Deletable, list[int]]] = {}
     by_type: dict[type, Deletable] = {}
     for index, message in enumerate(items):
@@ -112,11 +113,11 @@ def group_by_adapter(
 async def call(
     registry: Registry, adapter: Deletable, messages: Sequence[Any], operation: Operation
 ) -> Outcomes:
-    """Call ``adapter.delete_many(messages)``: one outcome per message, in order, never an
-    exception (but cancellation). The call is reported to ``registry``'s observers.
+    """Call `adapter.delete_many(messages)`: one outcome per message, in order, never an
+    exception (but cancellation). The call is reported to `registry`'s observers.
 
     A message given more than once is sent once: its first place gets the adapter's outcome,
-    the others what deleting it again reports (the adapter's ``repeat`` outcome where the first
+    the others what deleting it again reports (the adapter's `repeat` outcome where the first
     deleted it), so nothing is settled or counted twice."""
     began = time.perf_counter()
     places = _places_of_duplicates(messages)
@@ -152,7 +153,7 @@ async def call(
 def _places_of_duplicates(messages: Sequence[Any]) -> list[int] | None:
     """None when every message is a distinct object (the usual case, checked cheaply); else,
     per message, the index of its first occurrence among the distinct ones, negated minus one
-    for a repeat (``-1 - index``)."""
+    for a repeat (`-1 - index`)."""
     if len(messages) < 2 or len({id(m) for m in messages}) == len(messages):
         return None
     first: dict[int, int] = {}
@@ -184,8 +185,8 @@ def _repeated(outcomes: Outcomes, places: list[int], repeat: Outcome) -> Outcome
 def _log_call(operation: Operation, adapter: Deletable, outcomes: Outcomes, seconds: float) -> None:
     """Log one adapter call at DEBUG: its broker, target(s) and outcome counts, no secrets.
 
-    ``outcome`` is the outcome's value (``"deleted"``) or the error class when every message
-    had the same, else ``"mixed"``; ``target`` is the targets of the results, comma-separated
+    `outcome` is the outcome's value (`"deleted"`) or the error class when every message
+    had the same, else `"mixed"`; `target` is the targets of the results, comma-separated
     (errors name none)."""
     counts: dict[str, int] = {}
     targets: set[str] = set()
@@ -215,7 +216,7 @@ def _log_call(operation: Operation, adapter: Deletable, outcomes: Outcomes, seco
 
 
 def _validated(adapter: Deletable, messages: Sequence[Any], got: object) -> Outcomes:
-    """``got`` as a list of outcomes, or one protocol error for every message."""
+    """`got` as a list of outcomes, or one protocol error for every message."""
     if type(got) is list:
         outcomes: Outcomes = got
     elif isinstance(got, Sequence) and not isinstance(got, (str, bytes)):

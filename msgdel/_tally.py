@@ -2,7 +2,7 @@
 
 The observers run on every adapter call, so this pass is on the hot path of every
 instrumented deletion: it runs once per report whatever the number of observers
-(:func:`tally_of`), and the usual call (every message of one target with one outcome) takes
+(`tally_of`), and the usual call (every message of one target with one outcome) takes
 one comprehension, not a loop of dictionary updates.
 """
 
@@ -20,12 +20,12 @@ if TYPE_CHECKING:
     from msgdel.observe import DeletionReport
 
 Answered = dict[tuple[Outcome, Semantics, str], list[int]]
-"""``(outcome, semantics, target)`` -> ``[messages, records removed]``."""
+"""`(outcome, semantics, target)` -> `[messages, records removed]`."""
 
 
 class Tally:
-    """What a call's outcomes add up to: ``answered`` (see :data:`Answered`), ``failed``
-    (``(error class, retryable)`` -> messages) and the first error (None if none failed)."""
+    """What a call's outcomes add up to: `answered` (see `Answered`), `failed`
+    (`(error class, retryable)` -> messages) and the first error (None if none failed)."""
 
     __slots__ = ("answered", "failed", "first_error")
 
@@ -40,7 +40,7 @@ _last: tuple[weakref.ref[DeletionReport], Tally] | None = None
 
 
 def tally_of(report: DeletionReport) -> Tally:
-    """The :func:`tally` of ``report``'s outcomes, counted once for all its observers."""
+    """The `tally` of `report`'s outcomes, counted once for all its observers."""
     global _last
     last = _last
     if last is not None and last[0]() is report:
@@ -51,7 +51,7 @@ def tally_of(report: DeletionReport) -> Tally:
 
 
 def tally(outcomes: Sequence[DeleteResult | MsgdelError]) -> Tally:
-    """Count ``outcomes`` by outcome, semantics and target, and failures by error class."""
+    """Count `outcomes` by outcome, semantics and target, and failures by error class."""
     counted = Tally()
     if not outcomes:
         return counted

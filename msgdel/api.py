@@ -1,4 +1,4 @@
-"""``delete`` and ``delete_many``: one call, whatever the broker."""
+"""`delete` and `delete_many`: one call, whatever the broker."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 Body = bytes | bytearray | memoryview | str | int | float | dict[Any, Any] | None
 """What FastStream decodes a message body into: passing one where a message is expected is a
-type error for checkers that report deprecated calls (mypy: ``enable_error_code = deprecated``;
-pyright: ``reportDeprecated``), and an :class:`~msgdel.AdapterNotFound` at run time."""
+type error for checkers that report deprecated calls (mypy: `enable_error_code = deprecated`;
+pyright: `reportDeprecated`), and an [`AdapterNotFound`][msgdel.AdapterNotFound] at run time."""
 
 
 @overload
@@ -36,8 +36,9 @@ async def delete(
 ) -> DeleteResult:
     """Delete one consumed FastStream message at its broker and say what the broker did.
 
-    ``require`` refuses, before any I/O, an adapter whose semantics do not satisfy it
-    (see :meth:`Semantics.satisfies`). Every failure is a :class:`~msgdel.MsgdelError`.
+    `require` refuses, before any I/O, an adapter whose semantics do not satisfy it
+    (see [`Semantics.satisfies`][msgdel.Semantics.satisfies]). Every failure is a
+    [`MsgdelError`][msgdel.MsgdelError].
     """
     reg = _dispatch.registry_of(registry)
     adapter = _dispatch.resolve(reg, message, _dispatch.check_require(require))
@@ -81,11 +82,11 @@ async def delete_many(
     """Delete many messages; one outcome per message, in input order.
 
     Messages are grouped by adapter, and each adapter coalesces its group into one round
-    trip per broker target where the broker allows. ``require`` is checked for every adapter
+    trip per broker target where the broker allows. `require` is checked for every adapter
     before any I/O. The call is not atomic: every group is attempted, and each message's
-    outcome is its own. With ``return_exceptions=True`` a message that failed has its
-    :class:`~msgdel.MsgdelError` in its place; otherwise the first failure (in input order)
-    is raised, with every message's outcome in its ``outcomes`` attribute.
+    outcome is its own. With `return_exceptions=True` a message that failed has its
+    [`MsgdelError`][msgdel.MsgdelError] in its place; otherwise the first failure (in input order)
+    is raised, with every message's outcome in its `outcomes` attribute.
     """
     if isinstance(messages, (str, bytes, bytearray)) or not isinstance(messages, Iterable):
         raise TypeError(

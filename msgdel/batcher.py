@@ -1,11 +1,11 @@
-"""Collect deletions and send them in batches: one ``delete_many`` per adapter per flush.
+"""Collect deletions and send them in batches: one `delete_many` per adapter per flush.
 
-.. code-block:: python
-
-    async with msgdel.Batcher() as batcher:
-        future = await batcher.submit(msg)      # queued; waits only for back-pressure
-        result = await batcher.delete(other)    # queued and awaited
-    # leaving the block flushed everything and waited for every result
+```python
+async with msgdel.Batcher() as batcher:
+    future = await batcher.submit(msg)      # queued; waits only for back-pressure
+    result = await batcher.delete(other)    # queued and awaited
+# leaving the block flushed everything and waited for every result
+```
 """
 
 from __future__ import annotations
@@ -34,27 +34,29 @@ _Item = tuple[Any, Deletable, "asyncio.Future[DeleteResult]"]
 
 
 class Batcher:
-    """Batches deletions per adapter; flushes by size, by delay, on :meth:`flush` and on close.
+    """Batches deletions per adapter; flushes by size, by delay, on [`flush`][msgdel.Batcher.flush]
+    and on close.
 
     Guarantees:
 
     - every submitted message gets its own result or exception on its future;
-    - messages are grouped per adapter and sent through the adapter's ``delete_many``
+    - messages are grouped per adapter and sent through the adapter's `delete_many`
       (one round trip per broker target); each message gets the outcome the adapter reported
       for it, so a failing target does not fail, nor misreport, the others;
-    - a message whose :class:`~msgdel.DeletionFailed` says ``retryable=True`` is retried (it
-      alone, with the others still failing that way) up to ``retries`` times with
-      exponential backoff starting at ``backoff`` seconds (capped at ``max_backoff``): by
+    - a message whose [`DeletionFailed`][msgdel.DeletionFailed] says `retryable=True` is retried (it
+      alone, with the others still failing that way) up to `retries` times with
+      exponential backoff starting at `backoff` seconds (capped at `max_backoff`): by
       default for about 33 s, so a broker restart does not exhaust it (a deletion given up
       on can be lost for good: an entry FastStream acknowledged is never delivered again);
-    - at most ``max_pending`` messages are queued or in flight: :meth:`submit` waits for
-      room beyond that (back-pressure), so memory stays bounded;
+    - at most `max_pending` messages are queued or in flight: [`submit`][msgdel.Batcher.submit]
+      waits for room beyond that (back-pressure), so memory stays bounded;
     - nothing submitted is dropped on close: closing flushes and waits for every result.
-      Cancelling a caller of :meth:`delete` does not withdraw its deletion; cancelling the
-      future returned by :meth:`submit` withdraws it only if it was not sent yet.
+      Cancelling a caller of [`delete`][msgdel.Batcher.delete] does not withdraw its deletion;
+      cancelling the future returned by [`submit`][msgdel.Batcher.submit] withdraws it only if it
+      was not sent yet.
 
-    The batcher starts lazily on the running event loop; ``async with`` is optional but
-    :meth:`close` (or leaving the block) must run before the loop ends.
+    The batcher starts lazily on the running event loop; `async with` is optional but
+    [`close`][msgdel.Batcher.close] (or leaving the block) must run before the loop ends.
     """
 
     def __init__(
@@ -110,12 +112,12 @@ class Batcher:
         return self._closed
 
     async def submit(self, message: Any) -> asyncio.Future[DeleteResult]:
-        """Queue ``message`` for deletion and return the future of its result.
+        """Queue `message` for deletion and return the future of its result.
 
-        Waits only while ``max_pending`` messages are outstanding. Raises, without queueing,
-        :class:`~msgdel.AdapterNotFound` or :class:`~msgdel.UnsupportedDeletion` when the
-        message has no adapter or its adapter does not meet ``require``, and
-        ``RuntimeError`` after :meth:`close`.
+        Waits only while `max_pending` messages are outstanding. Raises, without queueing,
+        [`AdapterNotFound`][msgdel.AdapterNotFound] or
+        [`UnsupportedDeletion`][msgdel.UnsupportedDeletion] when the message has no adapter or its
+        adapter does not meet `require`, and `RuntimeError` after [`close`][msgdel.Batcher.close].
         """
         if self._closed:
             raise RuntimeError("this msgdel.Batcher is closed; create a new one to delete more")
@@ -138,7 +140,7 @@ class Batcher:
         return future
 
     async def delete(self, message: Any) -> DeleteResult:
-        """Submit ``message`` and wait for its result (or raise its error).
+        """Submit `message` and wait for its result (or raise its error).
 
         Cancelling the caller does not withdraw the deletion: it is still sent.
         """

@@ -21,8 +21,8 @@ def running_subscriber(context: Any = None) -> Any | None:
     """The FastStream subscriber handling a message in the current task, if any.
 
     Every FastStream broker keeps the running subscriber in a context variable named
-    ``handler_`` for the duration of the handler (and its middlewares); ``context`` is the
-    broker's ``ContextRepo`` when the caller has it.
+    `handler_` for the duration of the handler (and its middlewares); `context` is the
+    broker's `ContextRepo` when the caller has it.
     """
     if context is not None:
         try:
@@ -36,8 +36,8 @@ def running_subscriber(context: Any = None) -> Any | None:
 
 
 def handler_config(message: Any = None) -> Any | None:
-    """The broker configuration of the FastStream handler that received ``message`` (as
-    remembered by :func:`remember_handler`), else of the handler running in this task."""
+    """The broker configuration of the FastStream handler that received `message` (as
+    remembered by `remember_handler`), else of the handler running in this task."""
     if message is not None:
         try:
             remembered = _handler_configs.get(message)
@@ -49,7 +49,7 @@ def handler_config(message: Any = None) -> Any | None:
 
 
 def remember_handler(message: Any) -> None:
-    """Remember which broker's handler received ``message``, for a deletion that runs
+    """Remember which broker's handler received `message`, for a deletion that runs
     elsewhere (a Batcher flush in another task): messages that carry no connection of their
     own (NATS KV and object-store entries, MQTT messages, Redis list and pub/sub messages)
     find it there, not in whatever handler happens to be running then."""
@@ -63,11 +63,11 @@ _handler_configs: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionar
 
 
 def is_test_double(obj: object) -> bool:
-    """Whether ``obj`` is a stand-in of FastStream's in-memory test brokers.
+    """Whether `obj` is a stand-in of FastStream's in-memory test brokers.
 
-    ``TestRedisBroker`` and the others replace the producer (a class in a ``*.testing``
-    module), bind a ``FakeConsumer`` to Kafka and Redis messages, and build RabbitMQ
-    messages as a ``PatchedMessage``.
+    `TestRedisBroker` and the others replace the producer (a class in a `*.testing`
+    module), bind a `FakeConsumer` to Kafka and Redis messages, and build RabbitMQ
+    messages as a `PatchedMessage`.
     """
     for cls in type(obj).__mro__:
         module = cls.__module__
@@ -82,18 +82,18 @@ _TEST_CLASS_NAMES = frozenset({"FakeConsumer", "PatchedMessage"})
 
 
 def under_test_broker(config: Any) -> bool:
-    """Whether the broker configuration ``config`` (``broker.config``, or a handler's from
-    :func:`handler_config`) belongs to a broker FastStream's in-memory test broker patched."""
+    """Whether the broker configuration `config` (`broker.config`, or a handler's from
+    `handler_config`) belongs to a broker FastStream's in-memory test broker patched."""
     return is_test_double(getattr(config, "producer", None))
 
 
 def is_settled(message: Any) -> bool:
-    """Whether the handler, FastStream or an earlier delete settled ``message`` already."""
+    """Whether the handler, FastStream or an earlier delete settled `message` already."""
     return getattr(message, "committed", None) is not None
 
 
 def is_acknowledged(message: Any) -> bool:
-    """Whether ``message`` was acknowledged at its broker (by FastStream, the handler or an
+    """Whether `message` was acknowledged at its broker (by FastStream, the handler or an
     earlier deletion); not a message only marked so that its batch acknowledges it."""
     if getattr(message, "committed", None) is not AckStatus.ACKED:
         return False
@@ -104,7 +104,7 @@ def is_acknowledged(message: Any) -> bool:
 
 
 def leave_acknowledgement_to_batch(message: Any) -> None:
-    """Mark ``message`` acknowledged so FastStream sends no acknowledgement of its own, while
+    """Mark `message` acknowledged so FastStream sends no acknowledgement of its own, while
     its queued deletion (which acknowledges it) remembers that it still has to."""
     if getattr(message, "committed", None) is None:
         try:
@@ -118,21 +118,21 @@ _left_to_batch: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def is_nacked(message: Any) -> bool:
-    """Whether ``message`` was nacked (FastStream redelivers it)."""
+    """Whether `message` was nacked (FastStream redelivers it)."""
     return getattr(message, "committed", None) is AckStatus.NACKED
 
 
 def is_refused(message: Any) -> bool:
-    """Whether ``message`` was nacked or rejected: settled as *not* done."""
+    """Whether `message` was nacked or rejected: settled as *not* done."""
     return getattr(message, "committed", None) in (AckStatus.NACKED, AckStatus.REJECTED)
 
 
 def watch_refusal(message: Any, refused: Callable[[], None]) -> None:
-    """Call ``refused()`` when the handler nacks or rejects ``message``.
+    """Call `refused()` when the handler nacks or rejects `message`.
 
-    Not every broker's message records a nack or a reject in ``committed`` (FastStream's
-    MQTT ``nack()`` does nothing, its ``reject()`` acknowledges), so the handler's explicit
-    decision is observed where it is made: on the message's own ``nack`` and ``reject``.
+    Not every broker's message records a nack or a reject in `committed` (FastStream's
+    MQTT `nack()` does nothing, its `reject()` acknowledges), so the handler's explicit
+    decision is observed where it is made: on the message's own `nack` and `reject`.
     """
     for name in ("nack", "reject"):
         settle = getattr(message, name, None)
@@ -150,7 +150,7 @@ def watch_refusal(message: Any, refused: Callable[[], None]) -> None:
 
 
 def unwatch_refusal(message: Any) -> None:
-    """Undo :func:`watch_refusal` once the handler returned (the wrappers hold the message's
+    """Undo `watch_refusal` once the handler returned (the wrappers hold the message's
     own bound methods: left in place they would keep every message in a reference cycle)."""
     attributes = getattr(message, "__dict__", None)
     if attributes is not None:
@@ -159,10 +159,10 @@ def unwatch_refusal(message: Any) -> None:
 
 
 def is_handler_delivery(message: Any, context: Any) -> bool:
-    """Whether ``message`` is being handled by a subscriber's handler, as opposed to read by
-    ``subscriber.get_one()`` or ``async for`` (which run the broker middlewares too).
+    """Whether `message` is being handled by a subscriber's handler, as opposed to read by
+    `subscriber.get_one()` or `async for` (which run the broker middlewares too).
 
-    FastStream (0.6 and 0.7) puts the message into the context as ``message`` just before it
+    FastStream (0.6 and 0.7) puts the message into the context as `message` just before it
     calls the handler, and only then. Without a context (early 0.6) every call is one.
     """
     if context is None:
@@ -174,10 +174,10 @@ def is_handler_delivery(message: Any, context: Any) -> bool:
 
 
 def manual_ack(subscriber: Any) -> bool:
-    """Whether ``subscriber`` leaves acknowledgement to the handler (``AckPolicy.MANUAL``).
+    """Whether `subscriber` leaves acknowledgement to the handler (`AckPolicy.MANUAL`).
 
-    FastStream also reports ``MANUAL`` for Redis subscriptions that have nothing to
-    acknowledge (lists, pub/sub channels, streams read without a group or with ``no_ack``);
+    FastStream also reports `MANUAL` for Redis subscriptions that have nothing to
+    acknowledge (lists, pub/sub channels, streams read without a group or with `no_ack`);
     there a handler that returns is done with its message, so those are not manual here.
     """
     if getattr(subscriber, "ack_policy", None) is not AckPolicy.MANUAL:
@@ -189,8 +189,8 @@ def manual_ack(subscriber: Any) -> bool:
 
 
 def claims_pending(subscriber: Any) -> bool:
-    """Whether ``subscriber`` claims other consumers' pending Redis stream entries
-    (``StreamSub(min_idle_time=...)``: XAUTOCLAIM, or ``claim_min_idle_time``)."""
+    """Whether `subscriber` claims other consumers' pending Redis stream entries
+    (`StreamSub(min_idle_time=...)`: XAUTOCLAIM, or `claim_min_idle_time`)."""
     return any(
         getattr(subscriber, name, None) is not None
         for name in ("min_idle_time", "claim_min_idle_time")
@@ -198,7 +198,7 @@ def claims_pending(subscriber: Any) -> bool:
 
 
 def mark_settled(message: Any, status: AckStatus = AckStatus.ACKED) -> None:
-    """Mark ``message`` settled, unless it is already, so FastStream sends no settlement of
+    """Mark `message` settled, unless it is already, so FastStream sends no settlement of
     its own (the deletion settled it, or will)."""
     if getattr(message, "committed", None) is None:
         message.committed = status
@@ -213,9 +213,9 @@ def bind_to_subscriber(message: Any, context: Any = None) -> None:
     """Give a FastStream 0.6 Redis stream message the client and group that 0.7 binds to it.
 
     FastStream 0.7 stores the Redis client and consumer group on every stream message
-    (``message.consumer``, ``message.group``); 0.6 keeps them on the subscriber only. This
-    copies them from the subscriber handling ``message``: the broker ``context``'s
-    ``handler_`` when given, else the one running in this task. It changes nothing on 0.7,
+    (`message.consumer`, `message.group`); 0.6 keeps them on the subscriber only. This
+    copies them from the subscriber handling `message`: the broker `context`'s
+    `handler_` when given, else the one running in this task. It changes nothing on 0.7,
     for other messages, or outside a handler.
     """
     if getattr(message, "consumer", None) is not None:

@@ -1,4 +1,4 @@
-"""The errors msgdel raises; every one is a :class:`MsgdelError`."""
+"""The errors msgdel raises; every one is a [`MsgdelError`][msgdel.MsgdelError]."""
 
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ if TYPE_CHECKING:
     from msgdel.adapters import BuiltinAdapter
 
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/?#]*@")
-"""A URL's ``user:password@``, up to the *last* ``@`` before its path: a raw ``@`` in a
+"""A URL's `user:password@`, up to the *last* `@` before its path: a raw `@` in a
 password must not leave the rest of the password behind."""
 _SECRET_KEYS = r"(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key|credentials)"
 _QUOTED_SECRET = re.compile(
     rf"(?i)(?P<key>\b\w*{_SECRET_KEYS}\w*['\"]?\s*[=:]\s*)(?P<q>['\"])(?:(?!(?P=q)).)*(?P=q)"
 )
 _BARE_SECRET = re.compile(rf"(?i)(?P<key>\b\w*{_SECRET_KEYS}\w*\s*=\s*)[^\s'\"&,;)\]}}]+")
-"""``password=...``, ``token: '...'`` and the like: query strings and client reprs."""
+"""`password=...`, `token: '...'` and the like: query strings and client reprs."""
 
 
 def redact(text: str) -> str:
-    """``text`` without secrets: the user-info of every URL (``user:password@``) and every
-    value of a password, token, secret or key (``password=...``, ``token='...'``) become
-    ``***``."""
+    """`text` without secrets: the user-info of every URL (`user:password@`) and every
+    value of a password, token, secret or key (`password=...`, `token='...'`) become
+    `***`."""
     text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
     text = _QUOTED_SECRET.sub(r"\g<key>\g<q>***\g<q>", text)
     return _BARE_SECRET.sub(r"\g<key>***", text)
@@ -32,8 +32,8 @@ def redact(text: str) -> str:
 class MsgdelError(Exception):
     """Base class of every msgdel error. Its text never holds a URL's password or token.
 
-    Raised by :func:`msgdel.delete_many`, it carries in ``outcomes`` every message's result
-    or error, in input order, so what did complete is not lost.
+    Raised by [`msgdel.delete_many`][msgdel.delete_many], it carries in `outcomes` every message's
+    result or error, in input order, so what did complete is not lost.
     """
 
     outcomes: list[Any] | None = None
@@ -112,8 +112,8 @@ class UnsupportedDeletion(MsgdelError):
 class DeletionFailed(MsgdelError):
     """The broker refused the deletion or could not be reached.
 
-    ``retryable`` says whether the same call can succeed later (a broker that was down,
-    a leader that moved); ``cause`` is the underlying client exception.
+    `retryable` says whether the same call can succeed later (a broker that was down,
+    a leader that moved); `cause` is the underlying client exception.
     """
 
     def __init__(

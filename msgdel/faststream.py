@@ -1,15 +1,15 @@
 """FastStream integration: a middleware that deletes handled messages, and a handler dependency.
 
-.. code-block:: python
+```python
+from faststream.redis import RedisBroker
+from msgdel.faststream import DeleteMiddleware, Deleter
 
-    from faststream.redis import RedisBroker
-    from msgdel.faststream import DeleteMiddleware, Deleter
+broker = RedisBroker(url, middlewares=[DeleteMiddleware()])
 
-    broker = RedisBroker(url, middlewares=[DeleteMiddleware()])
-
-    @broker.subscriber("orders")
-    async def handle(body: dict, delete: Deleter) -> None:
-        ...  # or: await delete() to delete the message here and now
+@broker.subscriber("orders")
+async def handle(body: dict, delete: Deleter) -> None:
+    ...  # or: await delete() to delete the message here and now
+```
 
 Works with FastStream 0.6 and 0.7 and every broker that has a msgdel adapter.
 """
@@ -65,34 +65,35 @@ class DeleteMiddleware:
     """Deletes each message its handler has finished with, as FastStream would settle it.
 
     A message is deleted only once FastStream itself would settle it as done: the handler
-    returned (or raised ``AckMessage``), FastStream published its result (``@publisher``,
-    ``reply_to``) without error, and neither the handler nor the ack policy settled it
+    returned (or raised `AckMessage`), FastStream published its result (`@publisher`,
+    `reply_to`) without error, and neither the handler nor the ack policy settled it
     otherwise. A message the handler nacked or rejected is never deleted; under
-    ``AckPolicy.MANUAL`` only a message the handler acknowledged is; a message the handler
-    deleted itself (``msgdel.delete``, ``Deleter``, a ``Batcher``) is not deleted twice; and
-    a message read by ``subscriber.get_one()`` or ``async for`` is left alone. With
-    ``when="always"`` a handler that raised has its message deleted too, unless it nacked or
+    `AckPolicy.MANUAL` only a message the handler acknowledged is; a message the handler
+    deleted itself (`msgdel.delete`, `Deleter`, a `Batcher`) is not deleted twice; and
+    a message read by `subscriber.get_one()` or `async for` is left alone. With
+    `when="always"` a handler that raised has its message deleted too, unless it nacked or
     rejected it. A handler cancelled by shutdown never has its message deleted.
 
-    Without a ``batcher`` (or once it is closed) the message is deleted before FastStream's
+    Without a `batcher` (or once it is closed) the message is deleted before FastStream's
     own acknowledgement runs; with one, it is submitted and the handler does not wait for the
     broker. FastStream still acknowledges a batched message itself, so no other consumer can
-    claim it before its batch is sent. ``leave_ack_to_batch=True`` skips that acknowledgement
-    where the batch acknowledges anyway (``features.acknowledges``: Redis streams), one round
+    claim it before its batch is sent. `leave_ack_to_batch=True` skips that acknowledgement
+    where the batch acknowledges anyway (`features.acknowledges`: Redis streams), one round
     trip per message fewer, at the price that until the batch is sent the entry stays pending
-    and a consumer claiming idle entries (``XAUTOCLAIM``) could take it: it is never applied to
-    a subscriber that claims (``min_idle_time``).
+    and a consumer claiming idle entries (`XAUTOCLAIM`) could take it: it is never applied to
+    a subscriber that claims (`min_idle_time`).
 
-    A failed deletion is logged on the ``msgdel.faststream`` logger and the handler's result
-    stands (``on_error="log"``); ``on_error="raise"`` re-raises it into FastStream, which then
+    A failed deletion is logged on the `msgdel.faststream` logger and the handler's result
+    stands (`on_error="log"`); `on_error="raise"` re-raises it into FastStream, which then
     applies its error policy (nack/reject). Deleting never settles a message twice: adapters
     settle through FastStream's own message object.
 
-    ``metrics=True`` (or a prometheus-client ``CollectorRegistry``) counts the deletions in
-    Prometheus and tracks the batcher's gauges: :func:`msgdel.prometheus.instrument`.
+    `metrics=True` (or a prometheus-client `CollectorRegistry`) counts the deletions in
+    Prometheus and tracks the batcher's gauges:
+    [`msgdel.prometheus.instrument`][msgdel.prometheus.instrument].
 
-    Pass an instance where FastStream takes middlewares: ``RedisBroker(...,
-    middlewares=[DeleteMiddleware()])``, ``RabbitRouter(middlewares=[...])``, etc.
+    Pass an instance where FastStream takes middlewares: `RedisBroker(...,
+    middlewares=[DeleteMiddleware()])`, `RabbitRouter(middlewares=[...])`, etc.
     """
 
     def __init__(
@@ -148,7 +149,7 @@ class DeleteMiddleware:
         self, handling: _dispatch.Handling, subscriber: Any, error: BaseException | None
     ) -> bool:
         """Whether the handled message is to be deleted, after the handler (and FastStream's
-        publishing of its result) ended with ``error``."""
+        publishing of its result) ended with `error`."""
         message = handling.message
         if handling.requested or handling.refused or is_refused(message):
             return False  # deleted by the handler itself; or nacked/rejected: to be redelivered
@@ -163,7 +164,7 @@ class DeleteMiddleware:
     async def delete(
         self, message: StreamMessage[Any], context: Any = None, subscriber: Any = None
     ) -> None:
-        """Delete (or submit) ``message`` according to this middleware's settings."""
+        """Delete (or submit) `message` according to this middleware's settings."""
         bind_to_subscriber(message, context)
         try:
             batcher = self.batcher
@@ -193,8 +194,8 @@ class DeleteMiddleware:
 class _DeleteScope(BaseMiddleware):  # type: ignore[misc]
     """The middleware FastStream enters for one incoming message.
 
-    ``consume_scope`` wraps the handler and learns which message it handles; the deletion
-    happens in ``after_processed``, which FastStream runs after it has published the
+    `consume_scope` wraps the handler and learns which message it handles; the deletion
+    happens in `after_processed`, which FastStream runs after it has published the
     handler's result and before its own acknowledgement (the outermost middleware).
     """
 
@@ -255,7 +256,7 @@ def _log_failure(future: asyncio.Future[DeleteResult]) -> None:
 
 
 class DeleteFunction(Protocol):
-    """Deletes the message being handled: ``await delete()`` returns its DeleteResult."""
+    """Deletes the message being handled: `await delete()` returns its DeleteResult."""
 
     async def __call__(self, *, require: Semantics | None = None) -> DeleteResult: ...
 
@@ -265,9 +266,9 @@ def deleter(
 ) -> Callable[..., DeleteFunction]:
     """A FastStream dependency giving a handler a delete function bound to its message.
 
-    .. code-block:: python
-
-        MyDeleter = Annotated[DeleteFunction, Depends(deleter(registry=my_registry), cast=False)]
+    ```python
+    MyDeleter = Annotated[DeleteFunction, Depends(deleter(registry=my_registry), cast=False)]
+    ```
     """
 
     def provide(
@@ -289,4 +290,4 @@ def deleter(
 
 
 Deleter = Annotated[DeleteFunction, Depends(deleter(), cast=False)]
-"""Declare ``delete: Deleter`` in a handler to get ``await delete()`` for its message."""
+"""Declare `delete: Deleter` in a handler to get `await delete()` for its message."""

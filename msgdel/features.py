@@ -12,9 +12,9 @@ class Features:
     """An adapter's declared capabilities: the core, the middleware, the Batcher and the
     conformance kit decide from this value alone, never by probing the adapter.
 
-    .. code-block:: python
-
-        features = Features(broker="sqs", semantics=Semantics.EXACT)
+    ```python
+    features = Features(broker="sqs", semantics=Semantics.EXACT)
+    ```
     """
 
     broker: str = attrs.field(
@@ -22,16 +22,17 @@ class Features:
             attrs.validators.instance_of(str), attrs.validators.min_len(1)
         )
     )
-    """The broker family, as in :attr:`DeleteResult.broker` (``"redis"``, ``"kafka"``, ...)."""
+    """The broker family, as in [`DeleteResult.broker`][msgdel.DeleteResult.broker] (`"redis"`,
+    `"kafka"`, ...)."""
     semantics: Semantics = attrs.field(validator=attrs.validators.instance_of(Semantics))
     """What a delete does at the broker (the strongest claim the adapter makes)."""
     acknowledges: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    """Deleting also acknowledges the delivery (Redis ``XACKDEL``), so a caller that queues
+    """Deleting also acknowledges the delivery (Redis `XACKDEL`), so a caller that queues
     the deletion may skip FastStream's own acknowledgement."""
     closes: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    """The adapter opens connections of its own, which :meth:`aclose` releases."""
+    """The adapter opens connections of its own, which [`aclose`][msgdel.Deletable] releases."""
     coalesces: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    """``delete_many`` sends one request per broker target, not one per message."""
+    """`delete_many` sends one request per broker target, not one per message."""
     repeat: Outcome = attrs.field(
         default=Outcome.ALREADY_GONE, validator=attrs.validators.instance_of(Outcome)
     )

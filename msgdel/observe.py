@@ -1,15 +1,15 @@
 """The observer seam: every adapter call the core makes is reported here, once.
 
-.. code-block:: python
+```python
+def audit(report: msgdel.DeletionReport) -> None:
+    for result in report.results:
+        log.info("deleted %s from %s", result.ids, result.target)
 
-    def audit(report: msgdel.DeletionReport) -> None:
-        for result in report.results:
-            log.info("deleted %s from %s", result.ids, result.target)
+msgdel.default_registry.add_observer(audit)
+```
 
-    msgdel.default_registry.add_observer(audit)
-
-The test helpers (:mod:`msgdel.testing`), metrics and traces are observers. An observer sees
-what happened; it never changes it: its exceptions are logged and swallowed.
+The test helpers ([`msgdel.testing`][msgdel.testing]), metrics and traces are observers. An observer
+sees what happened; it never changes it: its exceptions are logged and swallowed.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from msgdel.errors import MsgdelError
 
 Operation = Literal["delete", "delete_many", "batch"]
-"""Which core call made the adapter call: ``msgdel.delete``, ``msgdel.delete_many``, or a
-:class:`~msgdel.Batcher` flush (the middleware uses one of these)."""
+"""Which core call made the adapter call: `msgdel.delete`, `msgdel.delete_many`, or a
+[`Batcher`][msgdel.Batcher] flush (the middleware uses one of these)."""
 
 
 @attrs.frozen
@@ -36,7 +36,7 @@ class DeletionReport:
 
     operation: Operation
     adapter: Any
-    """The adapter that was called (a :class:`~msgdel.Deletable`)."""
+    """The adapter that was called (a [`Deletable`][msgdel.Deletable])."""
     features: Features
     messages: tuple[Any, ...]
     outcomes: tuple[DeleteResult | MsgdelError, ...]
@@ -56,4 +56,4 @@ class DeletionReport:
 
 
 Observer = Callable[[DeletionReport], None]
-"""Anything called with every :class:`DeletionReport`; it must not block."""
+"""Anything called with every [`DeletionReport`][msgdel.DeletionReport]; it must not block."""

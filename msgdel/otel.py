@@ -1,20 +1,20 @@
-"""OpenTelemetry spans of every deletion (the ``msgdel[otel]`` extra, opentelemetry-api).
+"""OpenTelemetry spans of every deletion (the `msgdel[otel]` extra, opentelemetry-api).
 
-.. code-block:: python
+```python
+import msgdel.otel
 
-    import msgdel.otel
+msgdel.otel.instrument()   # msgdel.default_registry, the global tracer provider
+```
 
-    msgdel.otel.instrument()   # msgdel.default_registry, the global tracer provider
-
-One span per adapter call of ``delete``, ``delete_many`` and a Batcher flush (and so of the
-middleware), whatever the broker, named ``delete <target>``, of kind ``CLIENT``, following the
+One span per adapter call of `delete`, `delete_many` and a Batcher flush (and so of the
+middleware), whatever the broker, named `delete <target>`, of kind `CLIENT`, following the
 messaging semantic conventions where they fit. The span is made from the call's
-:class:`~msgdel.DeletionReport`, after the call, with the call's own start and end times, as
-a child of the current span: inside a FastStream handler under FastStream's telemetry
-middleware, of the handler's ``process`` span. A call made outside any span for one message
-(``DeleteMiddleware`` deletes after FastStream's middleware has left the handler's context)
+[`DeletionReport`][msgdel.DeletionReport], after the call, with the call's own start and end times,
+as a child of the current span: inside a FastStream handler under FastStream's telemetry
+middleware, of the handler's `process` span. A call made outside any span for one message
+(`DeleteMiddleware` deletes after FastStream's middleware has left the handler's context)
 joins the message's own trace, from the trace context its headers carry; a call of several
-messages links to theirs (its first :data:`MAX_LINKS` messages').
+messages links to theirs (its first [`MAX_LINKS`][msgdel.otel.MAX_LINKS] messages').
 """
 
 from __future__ import annotations
@@ -37,27 +37,28 @@ from msgdel.semantics import Outcome
 __all__ = ["MAX_LINKS", "SYSTEMS", "Tracing", "instrument"]
 
 MAX_LINKS = 16
-"""A span of several messages links to the traces of its first ``MAX_LINKS`` messages (those
+"""A span of several messages links to the traces of its first `MAX_LINKS` messages (those
 that carry one): a bounded cost per call, whatever the batch size."""
 
 SYSTEMS: Mapping[str, str] = {"rabbit": "rabbitmq", "confluent": "kafka"}
-"""``messaging.system`` of the brokers whose msgdel name differs from the semantic
-conventions' (and FastStream's own spans'); others are the adapter's ``features.broker``."""
+"""`messaging.system` of the brokers whose msgdel name differs from the semantic
+conventions' (and FastStream's own spans'); others are the adapter's `features.broker`."""
 
 _SCOPE = "msgdel"
 _SCHEMA = "https://opentelemetry.io/schemas/1.26.0"
 
 
 class Tracing:
-    """Makes one span per :class:`~msgdel.DeletionReport`; an :data:`~msgdel.Observer`.
+    """Makes one span per [`DeletionReport`][msgdel.DeletionReport]; an
+    [`Observer`][msgdel.Observer].
 
-    Attributes: ``messaging.system``, ``messaging.operation.name`` (``"delete"``),
-    ``messaging.batch.message_count`` (``delete_many`` and Batcher flushes),
-    ``messaging.destination.name`` (``with_target``, when every result names one target),
-    ``msgdel.broker``, ``msgdel.operation`` (``delete``, ``delete_many``, ``batch``),
-    ``msgdel.semantics``, ``msgdel.outcome.<outcome>`` (how many messages had it),
-    ``msgdel.removed``, and when any message failed ``msgdel.failed``, ``error.type`` and an
-    error status whose description, like the ``exception`` event's message, is redacted.
+    Attributes: `messaging.system`, `messaging.operation.name` (`"delete"`),
+    `messaging.batch.message_count` (`delete_many` and Batcher flushes),
+    `messaging.destination.name` (`with_target`, when every result names one target),
+    `msgdel.broker`, `msgdel.operation` (`delete`, `delete_many`, `batch`),
+    `msgdel.semantics`, `msgdel.outcome.<outcome>` (how many messages had it),
+    `msgdel.removed`, and when any message failed `msgdel.failed`, `error.type` and an
+    error status whose description, like the `exception` event's message, is redacted.
     """
 
     def __init__(
@@ -74,7 +75,8 @@ class Tracing:
         )
 
     def __call__(self, report: DeletionReport) -> None:
-        """Record ``report`` as one ended span (what :meth:`msgdel.Registry.report` calls)."""
+        """Record `report` as one ended span (what
+        [`msgdel.Registry.report`][msgdel.Registry.report] calls)."""
         end = time.time_ns()
         features = report.features
         outcomes = report.outcomes
@@ -137,7 +139,7 @@ class Tracing:
 
 
 def _parentage(messages: tuple[Any, ...]) -> tuple[Any, list[Link] | None]:
-    """The parent context (None: the current one) and the links of a span over ``messages``.
+    """The parent context (None: the current one) and the links of a span over `messages`.
 
     Under a current span: that span, no links. Otherwise one message: the trace context its
     headers carry (as the parent); several: links to theirs."""
@@ -161,7 +163,7 @@ def _parentage(messages: tuple[Any, ...]) -> tuple[Any, list[Link] | None]:
 
 
 def _headers(message: Any, fields: AbstractSet[str]) -> Mapping[str, Any] | None:
-    """``message.headers`` when it holds one of the propagator's ``fields``."""
+    """`message.headers` when it holds one of the propagator's `fields`."""
     headers = getattr(message, "headers", None)
     if (type(headers) is dict or isinstance(headers, Mapping)) and not fields.isdisjoint(headers):
         return headers
@@ -170,7 +172,7 @@ def _headers(message: Any, fields: AbstractSet[str]) -> Mapping[str, Any] | None
 
 @functools.lru_cache(maxsize=1024)
 def _redacted(target: str) -> str:
-    """``target`` without a URL's password or a token (cached: targets repeat)."""
+    """`target` without a URL's password or a token (cached: targets repeat)."""
     return redact(target)
 
 
@@ -180,13 +182,13 @@ def instrument(
     tracer_provider: TracerProvider | None = None,
     with_target: bool = True,
 ) -> Tracing:
-    """Make a span of every deletion made through ``registry`` (default:
-    ``msgdel.default_registry``) with ``tracer_provider`` (default: the global one, looked up
-    when each span is made); return the :class:`Tracing` observer.
+    """Make a span of every deletion made through `registry` (default:
+    `msgdel.default_registry`) with `tracer_provider` (default: the global one, looked up
+    when each span is made); return the [`Tracing`][msgdel.otel.Tracing] observer.
 
-    ``with_target=False`` keeps target names (streams, queues, topics) out of span names and
+    `with_target=False` keeps target names (streams, queues, topics) out of span names and
     attributes. Idempotent for one registry and tracer provider. Stop with
-    ``registry.remove_observer(tracing)``.
+    `registry.remove_observer(tracing)`.
     """
     registry = default_registry if registry is None else registry
     if not isinstance(registry, Registry):

@@ -1,18 +1,19 @@
-"""Prometheus metrics of every deletion (the ``msgdel[prometheus]`` extra, prometheus-client).
+"""Prometheus metrics of every deletion (the `msgdel[prometheus]` extra, prometheus-client).
 
-.. code-block:: python
+```python
+import msgdel.prometheus
 
-    import msgdel.prometheus
+metrics = msgdel.prometheus.instrument()   # msgdel.default_registry -> prometheus REGISTRY
+metrics.track(batcher)                     # the Batcher gauges (optional)
+```
 
-    metrics = msgdel.prometheus.instrument()   # msgdel.default_registry -> prometheus REGISTRY
-    metrics.track(batcher)                     # the Batcher gauges (optional)
-
-The metrics are an observer of the msgdel registry (:meth:`msgdel.Registry.add_observer`),
-so they see every adapter call of ``delete``, ``delete_many``, a Batcher and the middleware,
-whatever the broker. Label values come only from msgdel's own vocabulary (the adapter's
-broker family, outcome, semantics, error class, operation), so the number of series is
-bounded by the code, never by the data; ``with_target=True`` adds the target (stream, queue,
-topic-partition, ...), one series per target: see ``docs/observability.md``.
+The metrics are an observer of the msgdel registry
+([`msgdel.Registry.add_observer`][msgdel.Registry.add_observer]), so they see every adapter call of
+`delete`, `delete_many`, a Batcher and the middleware, whatever the broker. Label values come only
+from msgdel's own vocabulary (the adapter's broker family, outcome, semantics, error class,
+operation), so the number of series is bounded by the code, never by the data; `with_target=True`
+adds the target (stream, queue, topic-partition, ...), one series per target: see
+`docs/observability.md`.
 """
 
 from __future__ import annotations
@@ -37,30 +38,32 @@ __all__ = ["DURATION_BUCKETS", "SIZE_BUCKETS", "Metrics", "instrument"]
 DURATION_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
-"""Buckets of ``msgdel_call_duration_seconds``: a Redis call of one message takes about
+"""Buckets of `msgdel_call_duration_seconds`: a Redis call of one message takes about
 0.2 ms on loopback, a Kafka DeleteRecords on a replicated topic about 0.5 s."""
 SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
-"""Buckets of ``msgdel_call_messages`` (the Batcher's ``max_size`` is 512 by default)."""
+"""Buckets of `msgdel_call_messages` (the Batcher's `max_size` is 512 by default)."""
 
 _instances: weakref.WeakKeyDictionary[CollectorRegistry, Metrics] = weakref.WeakKeyDictionary()
-"""The :class:`Metrics` of each Prometheus registry: its metric names can exist once there."""
+"""The [`Metrics`][msgdel.prometheus.Metrics] of each Prometheus registry: its metric names can
+exist once there."""
 
 
 class Metrics:
-    """msgdel's metrics on one Prometheus registry; an :data:`~msgdel.Observer`.
+    """msgdel's metrics on one Prometheus registry; an [`Observer`][msgdel.Observer].
 
-    Create it with :func:`instrument`, which also adds it to a msgdel registry. Every call
-    counts, per message, its outcome or its failure, and the call's duration and size:
+    Create it with [`instrument`][msgdel.prometheus.instrument], which also adds it to a msgdel
+    registry. Every call counts, per message, its outcome or its failure, and the call's duration
+    and size:
 
-    - ``msgdel_messages_total{broker, outcome, semantics}``: messages the broker answered;
-    - ``msgdel_records_removed_total{broker, outcome, semantics}``: records it reports gone;
-    - ``msgdel_failures_total{broker, error, retryable}``: messages whose deletion failed;
-    - ``msgdel_call_duration_seconds{broker, operation}``, ``msgdel_call_messages{broker,
-      operation}``: histograms per adapter call;
-    - ``msgdel_batcher_pending``, ``msgdel_batcher_in_flight``, ``msgdel_batcher_max_pending``
-      (label ``batcher``): gauges of the batchers given to :meth:`track`.
+    - `msgdel_messages_total{broker, outcome, semantics}`: messages the broker answered;
+    - `msgdel_records_removed_total{broker, outcome, semantics}`: records it reports gone;
+    - `msgdel_failures_total{broker, error, retryable}`: messages whose deletion failed;
+    - `msgdel_call_duration_seconds{broker, operation}`, `msgdel_call_messages{broker,
+      operation}`: histograms per adapter call;
+    - `msgdel_batcher_pending`, `msgdel_batcher_in_flight`, `msgdel_batcher_max_pending`
+      (label `batcher`): gauges of the batchers given to [`track`][msgdel.prometheus.Metrics.track].
 
-    ``with_target`` adds the ``target`` label to the first two (errors name no target).
+    `with_target` adds the `target` label to the first two (errors name no target).
     """
 
     def __init__(
@@ -111,7 +114,8 @@ class Metrics:
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def __call__(self, report: DeletionReport) -> None:
-        """Count one adapter call (what :meth:`msgdel.Registry.report` calls)."""
+        """Count one adapter call (what [`msgdel.Registry.report`][msgdel.Registry.report]
+        calls)."""
         broker = report.features.broker
         counted = tally_of(report)
         for (outcome, semantics, target), (count, removed) in counted.answered.items():
@@ -128,8 +132,8 @@ class Metrics:
         self._child(self.size, broker, operation).observe(len(report.outcomes))
 
     def track(self, batcher: Batcher, name: str = "default") -> None:
-        """Export ``batcher``'s pending deletions, in-flight flushes and ``max_pending`` as
-        gauges labelled ``batcher=name`` (summed over the batchers of one name). The batcher
+        """Export `batcher`'s pending deletions, in-flight flushes and `max_pending` as
+        gauges labelled `batcher=name` (summed over the batchers of one name). The batcher
         is held weakly: a collected batcher drops out of the gauges."""
         if not isinstance(batcher, Batcher):
             raise TypeError(f"track takes a msgdel.Batcher, got {batcher!r}")
@@ -138,7 +142,7 @@ class Metrics:
         self.batchers.batchers[batcher] = name
 
     def untrack(self, batcher: Batcher) -> None:
-        """Stop exporting ``batcher``'s gauges (nothing happens if it was not tracked)."""
+        """Stop exporting `batcher`'s gauges (nothing happens if it was not tracked)."""
         self.batchers.batchers.pop(batcher, None)
 
     def __repr__(self) -> str:
@@ -147,7 +151,7 @@ class Metrics:
     def _answered(
         self, broker: str, outcome: Outcome, semantics: Semantics, target: str
     ) -> tuple[Any, Any]:
-        """The ``msgdel_messages_total`` and ``msgdel_records_removed_total`` children."""
+        """The `msgdel_messages_total` and `msgdel_records_removed_total` children."""
         child = (
             (broker, outcome, semantics, target)
             if self.with_target
@@ -214,14 +218,15 @@ def instrument(
     prometheus_registry: CollectorRegistry | None = None,
     with_target: bool = False,
 ) -> Metrics:
-    """Count every deletion made through ``registry`` (default: ``msgdel.default_registry``)
-    in ``prometheus_registry`` (default: prometheus-client's ``REGISTRY``); return the
-    :class:`Metrics`, whose :meth:`~Metrics.track` adds a Batcher's gauges.
+    """Count every deletion made through `registry` (default: `msgdel.default_registry`)
+    in `prometheus_registry` (default: prometheus-client's `REGISTRY`); return the
+    [`Metrics`][msgdel.prometheus.Metrics], whose [`track`][msgdel.prometheus.Metrics.track] adds a
+    Batcher's gauges.
 
-    Idempotent: one Prometheus registry has one :class:`Metrics`, shared by every msgdel
-    registry instrumented into it, and a msgdel registry is observed once. Raises
-    ``ValueError`` when that Prometheus registry's metrics were made with another
-    ``with_target``. Stop with ``registry.remove_observer(metrics)``.
+    Idempotent: one Prometheus registry has one [`Metrics`][msgdel.prometheus.Metrics], shared by
+    every msgdel registry instrumented into it, and a msgdel registry is observed once. Raises
+    `ValueError` when that Prometheus registry's metrics were made with another
+    `with_target`. Stop with `registry.remove_observer(metrics)`.
     """
     registry = default_registry if registry is None else registry
     if not isinstance(registry, Registry):
@@ -248,8 +253,8 @@ def instrument(
 def instrument_middleware(
     registry: Registry | None, batcher: Batcher | None, prometheus: bool | CollectorRegistry
 ) -> None:
-    """What ``DeleteMiddleware(metrics=...)`` does: instrument the registry the middleware
-    deletes through (its batcher's, if it has one), and track its batcher as ``"default"``."""
+    """What `DeleteMiddleware(metrics=...)` does: instrument the registry the middleware
+    deletes through (its batcher's, if it has one), and track its batcher as `"default"`."""
     if prometheus is False:
         return
     if prometheus is not True and not isinstance(prometheus, CollectorRegistry):

@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 class Deletable(Protocol):
     """A per-broker adapter: deletes a batch of messages with its broker's native operation.
 
-    ``features`` declares what it does (:class:`~msgdel.Features`). ``delete_many`` returns
-    one entry per message, in input order: the message's :class:`~msgdel.DeleteResult`, or
-    the :class:`~msgdel.MsgdelError` that message alone failed with, so one failing target
+    `features` declares what it does ([`Features`][msgdel.Features]). `delete_many` returns
+    one entry per message, in input order: the message's [`DeleteResult`][msgdel.DeleteResult], or
+    the [`MsgdelError`][msgdel.MsgdelError] that message alone failed with, so one failing target
     does not hide what happened to the others. It may also raise one error for the whole
-    batch when nothing in it can have been deleted. ``aclose`` releases what the adapter
+    batch when nothing in it can have been deleted. `aclose` releases what the adapter
     opened; it is idempotent.
     """
 
@@ -39,34 +39,35 @@ class Deletable(Protocol):
 
 
 class BaseAdapter:
-    """A base for adapters: set ``features``, implement ``delete_many``; ``delete`` and the
+    """A base for adapters: set `features`, implement `delete_many`; `delete` and the
     lifecycle come from here.
 
-    .. code-block:: python
+    ```python
+    class MyAdapter(msgdel.BaseAdapter):
+        features = msgdel.Features(broker="mine", semantics=msgdel.Semantics.EXACT)
 
-        class MyAdapter(msgdel.BaseAdapter):
-            features = msgdel.Features(broker="mine", semantics=msgdel.Semantics.EXACT)
-
-            async def delete_many(self, messages):
-                ...  # one round trip; a DeleteResult or a MsgdelError per message
+        async def delete_many(self, messages):
+            ...  # one round trip; a DeleteResult or a MsgdelError per message
+    ```
     """
 
     features: Features
 
     @property
     def semantics(self) -> Semantics:
-        """``features.semantics``."""
+        """`features.semantics`."""
         return self.features.semantics
 
     async def delete(self, message: Any, /) -> DeleteResult:
-        """Delete one message through :meth:`delete_many`; raise its error if it failed."""
+        """Delete one message through [`delete_many`][msgdel.BaseAdapter.delete_many]; raise its
+        error if it failed."""
         (outcome,) = await self.delete_many([message])
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
     async def delete_many(self, messages: Sequence[Any], /) -> Sequence[DeleteResult | MsgdelError]:
-        """Delete ``messages``: one entry per message, in input order."""
+        """Delete `messages`: one entry per message, in input order."""
         raise NotImplementedError
 
     async def aclose(self) -> None:

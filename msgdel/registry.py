@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("msgdel.observe")
 
 ENTRY_POINT_GROUP = "msgdel.adapters"
-"""Entry points in this group name a callable ``(registry) -> None`` that registers adapters."""
+"""Entry points in this group name a callable `(registry) -> None` that registers adapters."""
 
 
 def _qualname(t: type) -> str:
@@ -36,13 +36,13 @@ class Registry:
 
     Lookup follows the message class's MRO: a subclass resolves to the adapter of its closest
     registered ancestor. Results are cached; any change clears the cache. With
-    ``builtins=True`` the built-in adapters are known by class name and imported on first use,
+    `builtins=True` the built-in adapters are known by class name and imported on first use,
     and they yield to an explicit registration for the same class.
 
-    A registry owns the built-in adapters it created: :meth:`aclose` (or leaving
-    ``async with registry:``) closes them; call it when the application stops (FastStream's
-    ``on_shutdown``). Adapters you register stay yours to close. Observers added with
-    :meth:`add_observer` see every deletion made through this registry.
+    A registry owns the built-in adapters it created: [`aclose`][msgdel.Registry.aclose] (or leaving
+    `async with registry:`) closes them; call it when the application stops (FastStream's
+    `on_shutdown`). Adapters you register stay yours to close. Observers added with
+    [`add_observer`][msgdel.Registry.add_observer] see every deletion made through this registry.
     """
 
     def __init__(self, *, builtins: bool = True) -> None:
@@ -52,14 +52,14 @@ class Registry:
         self._cache: dict[type, Deletable] = {}
         self._lock = threading.Lock()
         self.observers: tuple[Observer, ...] = ()
-        """The observers called with every :class:`~msgdel.DeletionReport`, in order."""
+        """The observers called with every [`DeletionReport`][msgdel.DeletionReport], in order."""
 
     def register(self, message_type: type, adapter: Deletable, *, replace: bool = False) -> None:
-        """Register ``adapter`` for ``message_type`` and its subclasses.
+        """Register `adapter` for `message_type` and its subclasses.
 
-        Raises ``ValueError`` when the type already has an explicitly registered adapter and
-        ``replace`` is false, and ``TypeError`` when ``adapter`` does not satisfy
-        :class:`~msgdel.Deletable`.
+        Raises `ValueError` when the type already has an explicitly registered adapter and
+        `replace` is false, and `TypeError` when `adapter` does not satisfy
+        [`Deletable`][msgdel.Deletable].
         """
         if not isinstance(message_type, type):
             raise TypeError(f"message_type must be a class, got {message_type!r}")
@@ -77,7 +77,7 @@ class Registry:
             self._cache.clear()
 
     def unregister(self, message_type: type) -> None:
-        """Forget the adapter of ``message_type`` (built-in or not). Raises ``KeyError`` if none."""
+        """Forget the adapter of `message_type` (built-in or not). Raises `KeyError` if none."""
         with self._lock:
             found = self._adapters.pop(message_type, None) is not None
             found = self._builtins.pop(_qualname(message_type), None) is not None or found
@@ -86,9 +86,9 @@ class Registry:
             self._cache.clear()
 
     def resolve(self, message_type: type) -> Deletable:
-        """The adapter for ``message_type``: its own, else its closest registered ancestor's.
+        """The adapter for `message_type`: its own, else its closest registered ancestor's.
 
-        Raises :class:`~msgdel.AdapterNotFound` naming the type and the registered types.
+        Raises [`AdapterNotFound`][msgdel.AdapterNotFound] naming the type and the registered types.
         """
         try:
             return self._cache[message_type]
@@ -137,8 +137,8 @@ class Registry:
 
     # -- observers -------------------------------------------------------------------------
     def add_observer(self, observer: Observer) -> None:
-        """Call ``observer`` with a :class:`~msgdel.DeletionReport` of every adapter call
-        made through this registry (``delete``, ``delete_many``, Batcher flushes, the
+        """Call `observer` with a [`DeletionReport`][msgdel.DeletionReport] of every adapter call
+        made through this registry (`delete`, `delete_many`, Batcher flushes, the
         middleware). It must not block; what it raises is logged and ignored."""
         if not callable(observer):
             raise TypeError(f"an observer must be callable with a DeletionReport: {observer!r}")
@@ -146,7 +146,7 @@ class Registry:
             self.observers = (*self.observers, observer)
 
     def remove_observer(self, observer: Observer) -> None:
-        """Stop calling ``observer``. Raises ``ValueError`` if it was not added."""
+        """Stop calling `observer`. Raises `ValueError` if it was not added."""
         with self._lock:
             if observer not in self.observers:
                 raise ValueError(f"{observer!r} is not an observer of this registry")
@@ -155,7 +155,7 @@ class Registry:
             self.observers = tuple(observers)
 
     def report(self, report: DeletionReport) -> None:
-        """Hand ``report`` to every observer; an observer's exception is logged, not raised."""
+        """Hand `report` to every observer; an observer's exception is logged, not raised."""
         for observer in self.observers:
             try:
                 observer(report)
@@ -192,7 +192,7 @@ class Registry:
         return sorted({_qualname(t) for t in self._adapters} | builtins)
 
     def __iter__(self) -> Iterator[tuple[type, Deletable]]:
-        """``(message_type, adapter)`` pairs, importing the built-ins whose client is installed."""
+        """`(message_type, adapter)` pairs, importing the built-ins whose client is installed."""
         self._before_lookup()
         pairs = dict(self._adapters)
         for name in list(self._builtins):
@@ -206,9 +206,10 @@ class Registry:
         return iter(pairs.items())
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
-        """Call every entry point of ``group`` with this registry; return their names.
+        """Call every entry point of `group` with this registry; return their names.
 
-        Raises :class:`~msgdel.MsgdelError` naming the entry point that failed to load or run.
+        Raises [`MsgdelError`][msgdel.MsgdelError] naming the entry point that failed to load or
+        run.
         """
         loaded = []
         for ep in entry_points(group=group):
@@ -227,7 +228,7 @@ class Registry:
 
 
 def check_adapter(adapter: object) -> None:
-    """Raise ``TypeError`` saying what is wrong when ``adapter`` is not a usable adapter."""
+    """Raise `TypeError` saying what is wrong when `adapter` is not a usable adapter."""
     if isinstance(adapter, type):
         raise TypeError(
             f"{adapter.__qualname__} is a class: register an instance, {adapter.__qualname__}()"
@@ -257,7 +258,7 @@ def _import_class(qualified_name: str) -> type | None:
 
 
 class _DefaultRegistry(Registry):
-    """The registry used wherever ``registry=None``; loads entry points on its first miss."""
+    """The registry used wherever `registry=None`; loads entry points on its first miss."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -270,26 +271,26 @@ class _DefaultRegistry(Registry):
 
 
 default_registry: Registry = _DefaultRegistry()
-"""The :class:`Registry` used wherever ``registry=None``."""
+"""The [`Registry`][msgdel.Registry] used wherever `registry=None`."""
 
 
 def register(message_type: type, adapter: Deletable, *, replace: bool = False) -> None:
-    """Register ``adapter`` for ``message_type`` on :data:`default_registry`."""
+    """Register `adapter` for `message_type` on [`default_registry`][msgdel.default_registry]."""
     default_registry.register(message_type, adapter, replace=replace)
 
 
 def unregister(message_type: type) -> None:
-    """Remove the adapter of ``message_type`` from :data:`default_registry`."""
+    """Remove the adapter of `message_type` from [`default_registry`][msgdel.default_registry]."""
     default_registry.unregister(message_type)
 
 
 def _installed(builtin: BuiltinAdapter) -> bool:
-    """Whether the broker client of ``builtin`` is importable (its extra is installed)."""
+    """Whether the broker client of `builtin` is importable (its extra is installed)."""
     return importlib.util.find_spec(builtin.client) is not None
 
 
 def _builtin_of(message_type: type) -> BuiltinAdapter | None:
-    """The built-in adapter for ``message_type`` or its closest ancestor, registered or not."""
+    """The built-in adapter for `message_type` or its closest ancestor, registered or not."""
     for cls in getattr(message_type, "__mro__", (message_type,)):
         builtin = BUILTINS.get(_qualname(cls))
         if builtin is not None:

@@ -19,15 +19,15 @@ def _to_ids(ids: Iterable[object]) -> tuple[str, ...]:
 class DeleteResult:
     """What one delete did at the broker.
 
-    ``ids`` are the broker's own message ids as strings (stream entry ids, offsets,
-    stream sequences, delivery tags); ``removed`` counts the records the broker reports
+    `ids` are the broker's own message ids as strings (stream entry ids, offsets,
+    stream sequences, delivery tags); `removed` counts the records the broker reports
     gone on this call.
     """
 
     broker: str
-    """The broker family: ``"redis"``, ``"rabbit"``, ``"kafka"``, ``"nats"``, ``"mqtt"``, ..."""
+    """The broker family: `"redis"`, `"rabbit"`, `"kafka"`, `"nats"`, `"mqtt"`, ..."""
     target: str
-    """Where the message lived: stream key, queue, ``topic[partition]``, JetStream stream, topic."""
+    """Where the message lived: stream key, queue, `topic[partition]`, JetStream stream, topic."""
     ids: tuple[str, ...] = attrs.field(converter=_to_ids)
     semantics: Semantics
     outcome: Outcome

@@ -18,12 +18,12 @@ class Semantics(str, enum.Enum):
     """The broker never kept the message, or removed it when it was read."""
 
     def satisfies(self, required: Semantics) -> bool:
-        """Whether a delete with these semantics meets the caller's ``require``.
+        """Whether a delete with these semantics meets the caller's `require`.
 
-        ``EXACT`` is met by ``EXACT`` and ``NOT_STORED`` (nothing else is removed);
-        ``PREFIX`` also by ``PREFIX`` (the message is gone now, maybe with others);
-        ``TOMBSTONE`` by anything (the message is gone now or later);
-        ``NOT_STORED`` only by ``NOT_STORED``.
+        `EXACT` is met by `EXACT` and `NOT_STORED` (nothing else is removed);
+        `PREFIX` also by `PREFIX` (the message is gone now, maybe with others);
+        `TOMBSTONE` by anything (the message is gone now or later);
+        `NOT_STORED` only by `NOT_STORED`.
         """
         return self in _SATISFIES[required]
 

@@ -1,7 +1,7 @@
 """Built-in adapters, one module per broker, each importing only its own client.
 
-Nothing here is imported by ``import msgdel``: the registry knows the built-ins by the
-qualified names of FastStream's message classes (:data:`BUILTINS`) and imports an adapter
+Nothing here is imported by `import msgdel`: the registry knows the built-ins by the
+qualified names of FastStream's message classes (`BUILTINS`) and imports an adapter
 module the first time a message of that broker is resolved.
 """
 

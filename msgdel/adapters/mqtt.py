@@ -2,8 +2,8 @@
 
 Imports only zmqtt (FastStream 0.7's MQTT client). MQTT stores nothing but the one retained
 message per topic, so only a message that arrived as retained can be deleted; any other
-message gives ``NOT_STORED`` / ``NOTHING_STORED`` and nothing is sent. Messages of
-FastStream's in-memory ``TestMQTTBroker`` give ``SKIPPED``.
+message gives `NOT_STORED` / `NOTHING_STORED` and nothing is sent. Messages of
+FastStream's in-memory `TestMQTTBroker` give `SKIPPED`.
 """
 
 from __future__ import annotations
@@ -42,20 +42,20 @@ the future of that clearing publish (None once the broker confirmed it, else its
 
 The broker cannot tell whether a topic still retains the message, so this memory is what
 keeps a second delete of the same message from clearing the topic again (and so from
-reporting ``DELETED`` twice, or removing a newer retained message). Failed clears are
+reporting `DELETED` twice, or removing a newer retained message). Failed clears are
 forgotten: deleting again retries them."""
 
 
 class MQTTAdapter(BaseAdapter):
-    """Clears the retained slot of the topic a consumed retained ``MQTTMessage`` came from.
+    """Clears the retained slot of the topic a consumed retained `MQTTMessage` came from.
 
-    ``connection`` may be a FastStream ``MQTTBroker`` or a connected zmqtt client. Without
+    `connection` may be a FastStream `MQTTBroker` or a connected zmqtt client. Without
     one, the adapter publishes through the broker of the FastStream handler that is running.
-    ``qos`` is the QoS of the clearing publish (default 1: the broker confirms it).
+    `qos` is the QoS of the clearing publish (default 1: the broker confirms it).
 
-    MQTT messages have no broker id: a result's ``target`` is the topic and its ``ids`` are
-    ``(topic,)``, the address of the retained slot. Deleting a message this process already
-    cleared gives ``ALREADY_GONE`` and sends nothing.
+    MQTT messages have no broker id: a result's `target` is the topic and its `ids` are
+    `(topic,)`, the address of the retained slot. Deleting a message this process already
+    cleared gives `ALREADY_GONE` and sends nothing.
 
     The broker keeps one retained message per topic and cannot compare versions: if a newer
     retained message replaced the consumed one, clearing removes the newer one.
@@ -85,7 +85,7 @@ class MQTTAdapter(BaseAdapter):
         """Clear each retained topic once, however many of its messages are given.
 
         One entry per message, in input order; topics are cleared concurrently under
-        ``concurrency``. A message that is not a delivered MQTT message gets ``NotDeletable``;
+        `concurrency`. A message that is not a delivered MQTT message gets `NotDeletable`;
         a clear that fails (or a broker that is not connected) fails only the messages that
         needed it: live messages and ones already cleared still get their results.
         """
@@ -187,7 +187,7 @@ class MQTTAdapter(BaseAdapter):
         return DeleteResult(BROKER, raw.topic, (raw.topic,), semantics, outcome, removed)
 
     async def _clear(self, client: Any, topic: str) -> DeletionFailed | None:
-        """Publish the empty retained message to ``topic``: None, or why it failed."""
+        """Publish the empty retained message to `topic`: None, or why it failed."""
         try:
             await client.publish(topic, b"", qos=self.qos, retain=True)
         except zmqtt.MQTTDisconnectedError as exc:
@@ -213,7 +213,7 @@ class MQTTAdapter(BaseAdapter):
         return None
 
     def _client(self, message: Any) -> Any | None:
-        """The zmqtt client to publish with; ``None`` under FastStream's test broker."""
+        """The zmqtt client to publish with; `None` under FastStream's test broker."""
         source = self.connection
         config = getattr(source, "config", None) if source is not None else handler_config(message)
         if config is not None:

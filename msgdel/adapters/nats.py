@@ -2,13 +2,16 @@
 
 Imports only nats-py (and FastStream's NATS message classes, through the registry).
 
-- :class:`JetStreamAdapter` sends ``$JS.API.STREAM.MSG.DELETE.<stream>`` with the stream
-  sequence from the message's own metadata, on the connection the message arrived on. Core
-  NATS messages were never stored: ``NOT_STORED`` / ``NOTHING_STORED``, nothing is sent.
-- :class:`KeyValueAdapter` deletes (or purges) the key of a KV watch entry.
-- :class:`ObjectStoreAdapter` deletes the object of an object-store watch entry.
+- [`JetStreamAdapter`][msgdel.adapters.nats.JetStreamAdapter] sends
+  `$JS.API.STREAM.MSG.DELETE.<stream>` with the stream sequence from the message's own metadata, on
+  the connection the message arrived on. Core NATS messages were never stored: `NOT_STORED` /
+  `NOTHING_STORED`, nothing is sent.
+- [`KeyValueAdapter`][msgdel.adapters.nats.KeyValueAdapter] deletes (or purges) the key of a KV
+  watch entry.
+- [`ObjectStoreAdapter`][msgdel.adapters.nats.ObjectStoreAdapter] deletes the object of an
+  object-store watch entry.
 
-Messages of FastStream's ``TestNatsBroker`` give ``SKIPPED``; nothing is sent.
+Messages of FastStream's `TestNatsBroker` give `SKIPPED`; nothing is sent.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ __all__ = ["JetStreamAdapter", "KeyValueAdapter", "ObjectStoreAdapter"]
 
 BROKER = "nats"
 DEFAULT_CONCURRENCY = 100
-"""Requests in flight at once in ``delete_many``."""
+"""Requests in flight at once in `delete_many`."""
 
 ALREADY_DELETED_CODES = frozenset({10057, 10043})
 """JetStream error codes meaning "no such message" (which one depends on mode and version)."""
@@ -63,7 +66,7 @@ T = TypeVar("T")
 async def _bounded(
     jobs: Sequence[Callable[[], Awaitable[T]]], limit: int
 ) -> list[T | BaseException]:
-    """Run ``jobs`` with at most ``limit`` in flight; each slot holds a result or its exception."""
+    """Run `jobs` with at most `limit` in flight; each slot holds a result or its exception."""
     results: list[T | BaseException] = [RuntimeError("not run")] * len(jobs)
     pending = iter(range(len(jobs)))
 
@@ -79,7 +82,7 @@ async def _bounded(
 
 
 def _as_msgdel_error(what: str, exc: BaseException) -> MsgdelError:
-    """``exc`` itself when it is a msgdel error, else as the matching ``DeletionFailed``."""
+    """`exc` itself when it is a msgdel error, else as the matching `DeletionFailed`."""
     if isinstance(exc, MsgdelError):
         return exc
     if isinstance(exc, Exception):
@@ -88,7 +91,7 @@ def _as_msgdel_error(what: str, exc: BaseException) -> MsgdelError:
 
 
 def _check_connected(client: Client | None, what: str) -> None:
-    """Refuse to send while ``client`` is reconnecting: nats-py would buffer the request and
+    """Refuse to send while `client` is reconnecting: nats-py would buffer the request and
     send it after the reconnect, long after this call timed out, so a deletion reported as
     failed would still happen later."""
     if client is not None and (client.is_reconnecting or client.is_connecting):
@@ -104,7 +107,7 @@ def _skipped(target: str, ids: Sequence[object], semantics: Semantics) -> Delete
 
 
 def _transport_error(what: str, exc: Exception) -> DeletionFailed:
-    """A nats-py error on the wire as a ``DeletionFailed`` that says whether to retry."""
+    """A nats-py error on the wire as a `DeletionFailed` that says whether to retry."""
     if isinstance(exc, nats.errors.ConnectionClosedError):
         return DeletionFailed(
             f"could not {what}: the NATS connection is closed; nothing was deleted. "
@@ -132,12 +135,12 @@ def _transport_error(what: str, exc: Exception) -> DeletionFailed:
 class JetStreamAdapter(BaseAdapter):
     """Deletes exactly the consumed JetStream message(s), by stream sequence.
 
-    ``erase=False`` (default) sends ``no_erase: true``: the message is removed from the stream
-    at once, but its bytes stay in the stream's files until compaction. ``erase=True``
-    overwrites the bytes first (secure delete, slower). ``concurrency`` bounds the requests in
-    flight in :meth:`delete_many`; ``timeout`` is each request's timeout in seconds;
-    ``api_prefix`` overrides the JetStream API prefix (default ``$JS.API``, or
-    ``$JS.<domain>.API`` when the message names a domain).
+    `erase=False` (default) sends `no_erase: true`: the message is removed from the stream
+    at once, but its bytes stay in the stream's files until compaction. `erase=True`
+    overwrites the bytes first (secure delete, slower). `concurrency` bounds the requests in
+    flight in [`delete_many`][msgdel.adapters.nats.JetStreamAdapter.delete_many]; `timeout` is each
+    request's timeout in seconds; `api_prefix` overrides the JetStream API prefix (default
+    `$JS.API`, or `$JS.<domain>.API` when the message names a domain).
     """
 
     features = Features(BROKER, Semantics.EXACT, coalesces=False)
@@ -170,7 +173,7 @@ class JetStreamAdapter(BaseAdapter):
         )
 
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
-        """Delete every message with at most ``concurrency`` requests in flight.
+        """Delete every message with at most `concurrency` requests in flight.
 
         One outcome per message, in input order: its result, or the error it alone failed
         with (a message that cannot be addressed, a sequence the server refused). Every
@@ -194,7 +197,7 @@ class JetStreamAdapter(BaseAdapter):
         return results
 
     def _plan(self, message: Any) -> _Plan | DeleteResult | MsgdelError:
-        """What to send for ``message``; or its result or error when nothing is to be sent."""
+        """What to send for `message`; or its result or error when nothing is to be sent."""
         raw = getattr(message, "raw_message", None)
         msgs: list[Any] = list(raw) if isinstance(raw, list) else [raw]
         if not msgs:
@@ -240,12 +243,12 @@ class JetStreamAdapter(BaseAdapter):
 
         - the sequences of a message older than the stream itself (the stream was deleted and
           created again under its name: the sequence now holds another message): gone;
-        - unless ``ignore_other_consumers``, the sequences another consumer of a limits or
+        - unless `ignore_other_consumers`, the sequences another consumer of a limits or
           work-queue stream still needs (not acknowledged past its ack floor, and matching
           its filter): kept.
 
-        ``STREAM.INFO`` and ``CONSUMER.LIST`` go in flight together. A stream that no longer
-        exists makes its messages ``ALREADY_GONE``; one whose state cannot be read fails its
+        `STREAM.INFO` and `CONSUMER.LIST` go in flight together. A stream that no longer
+        exists makes its messages `ALREADY_GONE`; one whose state cannot be read fails its
         own messages.
         """
         streams: dict[tuple[int, str, str], list[_Plan]] = {}
@@ -279,7 +282,7 @@ class JetStreamAdapter(BaseAdapter):
         return [done.get(id(p), p) if isinstance(p, _Plan) else p for p in plans]
 
     async def _stream_state(self, plan: _Plan) -> tuple[int, list[_Consumer]] | None:
-        """When ``plan``'s stream was created (ns), and the consumers that can still need a
+        """When `plan`'s stream was created (ns), and the consumers that can still need a
         message (none where its retention waits for them itself: interest); None when the
         stream does not exist."""
         _check_connected(plan.client, plan.reading)
@@ -349,11 +352,11 @@ _SUCCESS = b'{"type":"io.nats.jetstream.api.v1.stream_msg_delete_response","succ
 
 
 def _js_address(reply: str | None) -> tuple[str, str, int] | None:
-    """(domain, stream, stream sequence) from a JetStream ack subject; ``None`` for core NATS.
+    """(domain, stream, stream sequence) from a JetStream ack subject; `None` for core NATS.
 
-    The two layouts are nats-py's (``Msg.Metadata``), parsed without its timestamp work:
-    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...`` (9 tokens) and
-    ``$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>...`` (11+).
+    The two layouts are nats-py's (`Msg.Metadata`), parsed without its timestamp work:
+    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...` (9 tokens) and
+    `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>...` (11+).
     """
     if not reply or not reply.startswith("$JS.ACK."):
         return None
@@ -374,7 +377,7 @@ def _delivered_at(reply: str) -> int:
 
 
 def _nanoseconds(stamp: str) -> int:
-    """An RFC 3339 time as the server writes it (``2026-12-01T11:16:27.123456789Z``) in ns
+    """An RFC 3339 time as the server writes it (`2026-12-01T11:16:27.123456789Z`) in ns
     since the epoch; 0 when it cannot be read (nothing is then taken for re-created)."""
     match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", stamp)
     if match is None:
@@ -385,13 +388,13 @@ def _nanoseconds(stamp: str) -> int:
 
 
 def _consumer_of(reply: str) -> str:
-    """The consumer named in a JetStream ack subject (see :func:`_js_address`)."""
+    """The consumer named in a JetStream ack subject (see `_js_address`)."""
     tokens = reply.split(".")
     return tokens[3] if len(tokens) == 9 else tokens[5]
 
 
 def subject_matches(filter_subject: str, subject: str) -> bool:
-    """Whether NATS ``subject`` matches ``filter_subject`` (``*`` one token, ``>`` the rest)."""
+    """Whether NATS `subject` matches `filter_subject` (`*` one token, `>` the rest)."""
     wanted, tokens = filter_subject.split("."), subject.split(".")
     for index, token in enumerate(wanted):
         if token == ">":
@@ -424,7 +427,7 @@ class _Consumer:
         return cls(str(info.get("name") or config.get("name") or ""), floor, filters)
 
     def needs(self, seq: int, subject: str, reader: str) -> bool:
-        """Whether this consumer, not ``reader`` itself, may still deliver or await ``seq``.
+        """Whether this consumer, not `reader` itself, may still deliver or await `seq`.
 
         Past its ack floor a sequence may have been acknowledged out of order; the server
         does not list those, so it counts as needed: kept rather than lost."""
@@ -493,7 +496,7 @@ class _Plan:
 
 
 def _jetstream_error(stream: str, seq: int, error: dict[str, Any]) -> Outcome:
-    """Map a JetStream API error to ``ALREADY_GONE`` or raise the matching msgdel error."""
+    """Map a JetStream API error to `ALREADY_GONE` or raise the matching msgdel error."""
     code = int(error.get("err_code") or 0)
     status = int(error.get("code") or 0)
     text = str(error.get("description", ""))
@@ -517,8 +520,8 @@ def _jetstream_error(stream: str, seq: int, error: dict[str, Any]) -> Outcome:
 class _BucketAdapter(BaseAdapter):
     """Finds the JetStream context for KV and object-store entries, which carry no client.
 
-    ``connection`` may be a FastStream ``NatsBroker``, a nats-py ``Client`` or a
-    ``JetStreamContext``. Without one, the adapter uses the broker of the FastStream handler
+    `connection` may be a FastStream `NatsBroker`, a nats-py `Client` or a
+    `JetStreamContext`. Without one, the adapter uses the broker of the FastStream handler
     that is running (so the default registry works inside handlers).
     """
 
@@ -531,7 +534,7 @@ class _BucketAdapter(BaseAdapter):
         self.concurrency = _check.at_least("concurrency", concurrency, 1)
 
     def _jetstream(self, message: Any) -> tuple[JetStreamContext, Client | None] | None:
-        """The JetStream context to use and the client under it (when known); ``None`` under
+        """The JetStream context to use and the client under it (when known); `None` under
         FastStream's in-memory test broker."""
         source = self.connection
         config = getattr(source, "config", None) if source is not None else handler_config(message)
@@ -561,7 +564,7 @@ class _BucketAdapter(BaseAdapter):
         return context, _client_of(getattr(context, "_nc", None))
 
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
-        """Delete every entry, at most ``concurrency`` at once: one outcome per entry, in
+        """Delete every entry, at most `concurrency` at once: one outcome per entry, in
         input order, its result or the error it alone failed with."""
         jobs = [self._job(m) for m in messages]
         outcomes = await _bounded(jobs, self.concurrency)
@@ -587,13 +590,13 @@ def _client_of(candidate: object) -> Client | None:
 
 
 class KeyValueAdapter(_BucketAdapter):
-    """Deletes the key of a consumed KV watch entry (``NatsKvMessage``).
+    """Deletes the key of a consumed KV watch entry (`NatsKvMessage`).
 
-    By default a delete marker is written and the key's history is kept; ``purge=True``
+    By default a delete marker is written and the key's history is kept; `purge=True`
     removes the history too. Only the consumed revision is deleted: if the key changed since,
-    :class:`~msgdel.NotDeletable` is raised and the newer value stays. An entry that is itself
-    a delete or purge marker (a watcher sees its own delete as a new event) gives
-    ``ALREADY_GONE`` and sends nothing, which keeps a delete-on-consume handler from looping.
+    [`NotDeletable`][msgdel.NotDeletable] is raised and the newer value stays. An entry that is
+    itself a delete or purge marker (a watcher sees its own delete as a new event) gives
+    `ALREADY_GONE` and sends nothing, which keeps a delete-on-consume handler from looping.
     """
 
     _entries = "KV entries"
@@ -671,11 +674,11 @@ class KeyValueAdapter(_BucketAdapter):
 
 
 class ObjectStoreAdapter(_BucketAdapter):
-    """Deletes the object of a consumed object-store watch entry (``NatsObjMessage``).
+    """Deletes the object of a consumed object-store watch entry (`NatsObjMessage`).
 
     Only the consumed object is deleted: if the name now holds a newer object (another
-    upload), :class:`~msgdel.NotDeletable` is raised. An entry that reports a deleted object
-    (a watcher sees its own delete) gives ``ALREADY_GONE`` and sends nothing.
+    upload), [`NotDeletable`][msgdel.NotDeletable] is raised. An entry that reports a deleted object
+    (a watcher sees its own delete) gives `ALREADY_GONE` and sends nothing.
     """
 
     _entries = "object-store entries"

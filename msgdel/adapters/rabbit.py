@@ -1,10 +1,10 @@
 """RabbitMQ: delete a consumed message by settling its delivery through FastStream.
 
-On RabbitMQ a consumed message leaves its queue when its delivery is settled: ``ack`` removes
-it, ``reject(requeue=False)`` removes it and hands it to the queue's dead-letter exchange if
+On RabbitMQ a consumed message leaves its queue when its delivery is settled: `ack` removes
+it, `reject(requeue=False)` removes it and hands it to the queue's dead-letter exchange if
 one is configured. The adapter settles through the FastStream message object, so FastStream's
 own acknowledgement after the handler becomes a no-op and the channel stays open (a second
-``basic.ack`` for the same delivery tag would make the broker close the channel).
+`basic.ack` for the same delivery tag would make the broker close the channel).
 
 Imports only aio-pika (and aiormq, which it is built on) besides FastStream.
 """
@@ -60,9 +60,9 @@ _CLOSED_CHANNEL = (
 class _Ledger:
     """Which delivery tags of one channel are known settled.
 
-    ``floor``: every tag up to it is settled. ``above``: settled tags beyond the floor.
+    `floor`: every tag up to it is settled. `above`: settled tags beyond the floor.
     Only tags this adapter settled or saw settled are recorded, so a tag FastStream acked on
-    its own keeps the floor below it and ``ack(multiple=True)`` is never used across it.
+    its own keeps the floor below it and `ack(multiple=True)` is never used across it.
     """
 
     __slots__ = ("above", "floor")
@@ -81,23 +81,23 @@ class _Ledger:
 
 
 class RabbitAdapter(BaseAdapter):
-    """Deletes consumed RabbitMQ messages (``faststream.rabbit.message.RabbitMessage``).
+    """Deletes consumed RabbitMQ messages (`faststream.rabbit.message.RabbitMessage`).
 
-    ``dead_letter=False``: acknowledge, the message is gone. ``dead_letter=True``: reject
+    `dead_letter=False`: acknowledge, the message is gone. `dead_letter=True`: reject
     without requeue, so the queue's dead-letter exchange (if any) receives it.
 
-    Outcomes: ``DELETED`` when this call settled the delivery; ``ALREADY_GONE`` when it was
-    settled before (acked, rejected, consumed without acknowledgement); ``SKIPPED`` for
-    messages of FastStream's in-memory ``TestRabbitBroker``. Errors, each for its own
-    message of a batch: ``NotDeletable`` for a delivery nacked with requeue (the broker holds
-    a new delivery now) and for a message no broker delivered; ``UnsupportedDeletion`` for
-    stream queues (the queue type the subscriber declared); ``DeletionFailed`` (not
+    Outcomes: `DELETED` when this call settled the delivery; `ALREADY_GONE` when it was
+    settled before (acked, rejected, consumed without acknowledgement); `SKIPPED` for
+    messages of FastStream's in-memory `TestRabbitBroker`. Errors, each for its own
+    message of a batch: `NotDeletable` for a delivery nacked with requeue (the broker holds
+    a new delivery now) and for a message no broker delivered; `UnsupportedDeletion` for
+    stream queues (the queue type the subscriber declared); `DeletionFailed` (not
     retryable) when the delivery's channel is closed.
     """
 
     features = Features(BROKER, Semantics.EXACT, coalesces=False)
-    """``coalesces=False``: a batch's deliveries that follow the channel's settled tags
-    without a gap are settled with one ``multiple=True`` frame, any other delivery with a
+    """`coalesces=False`: a batch's deliveries that follow the channel's settled tags
+    without a gap are settled with one `multiple=True` frame, any other delivery with a
     frame of its own (a frame that settled more would settle deliveries not asked for).
     Settling frames get no answer from the broker, so they are frames, not round trips."""
 
@@ -117,7 +117,7 @@ class RabbitAdapter(BaseAdapter):
         A message that cannot be deleted (no delivery behind it, nacked with requeue, from a
         stream queue, its channel closed) gets its own error and is not settled; the others
         still are. Per channel, a run of deliveries whose tags follow the last tag known
-        settled is settled with one ``multiple=True`` frame, the rest one frame each, so no
+        settled is settled with one `multiple=True` frame, the rest one frame each, so no
         frame ever settles a delivery the batch was not given. When a channel fails while
         settling, its deliveries not settled yet get the error; other channels go on.
         """
@@ -168,8 +168,8 @@ class RabbitAdapter(BaseAdapter):
     async def _settle_channel(
         self, channel: Any, batch: list[RabbitMessage]
     ) -> list[DeletionFailed | None]:
-        """Settle ``batch`` (deliveries of ``channel``): per message, None once its frame was
-        sent, else the error that kept it unsettled; in ``batch`` order."""
+        """Settle `batch` (deliveries of `channel`): per message, None once its frame was
+        sent, else the error that kept it unsettled; in `batch` order."""
         ledger = self._ledger_for(channel)
         order = sorted(range(len(batch)), key=lambda i: _tag(batch[i]))
         errors: list[DeletionFailed | None] = [None] * len(batch)
@@ -251,7 +251,7 @@ class RabbitAdapter(BaseAdapter):
         removed: int = 0,
         names: dict[tuple[int, str | None, str | None, str | None], str] | None = None,
     ) -> DeleteResult:
-        """The result for ``message``; ``names`` caches queue names within one batch."""
+        """The result for `message`; `names` caches queue names within one batch."""
         raw = message.raw_message
         ident = raw.delivery_tag if raw.delivery_tag else message.message_id
         if names is None:
@@ -287,7 +287,7 @@ def _tag(message: RabbitMessage) -> int:
 
 
 def _mark_settled(message: StreamMessage[Any], status: AckStatus) -> None:
-    """Record a delivery settled by a ``multiple=True`` frame sent through another message,
+    """Record a delivery settled by a `multiple=True` frame sent through another message,
     so that FastStream's later ack (and aio-pika's own checks) send nothing for it."""
     mark_settled(message, status)
     raw = message.raw_message
@@ -307,7 +307,7 @@ def _queue_name(raw: IncomingMessage) -> str:
 
     Found through the consumer that received it (the FastStream subscriber's declared
     queue); else the routing key when the message went through the default exchange (which
-    routes by queue name); else ``"<exchange>/<routing key>"``.
+    routes by queue name); else `"<exchange>/<routing key>"`.
     """
     subscriber = _consumer_owner(raw)
     for candidate in (
@@ -324,12 +324,12 @@ def _queue_name(raw: IncomingMessage) -> str:
 def _from_stream(raw: IncomingMessage) -> bool:
     """Whether the delivery came from a stream queue.
 
-    The queue type the FastStream subscriber declared decides (``x-queue-type``: RabbitMQ
+    The queue type the FastStream subscriber declared decides (`x-queue-type`: RabbitMQ
     refuses a declaration whose type differs from the queue's, so a declared type is the
     queue's). A header the publisher set cannot make a classic or quorum queue's message
     undeletable. Only when no declared type is known (a consumer that is not a FastStream
-    subscriber, or a subscriber that connects to an existing queue with ``declare=False``)
-    does the ``x-stream-offset`` header RabbitMQ puts on every stream delivery decide.
+    subscriber, or a subscriber that connects to an existing queue with `declare=False`)
+    does the `x-stream-offset` header RabbitMQ puts on every stream delivery decide.
     """
     queue = getattr(_consumer_owner(raw), "queue", None)
     arguments = getattr(queue, "arguments", None)
@@ -341,7 +341,7 @@ def _from_stream(raw: IncomingMessage) -> bool:
 
 
 def _consumer_owner(raw: IncomingMessage) -> Any:
-    """The object whose bound method consumes ``raw``'s consumer tag, if it can be found."""
+    """The object whose bound method consumes `raw`'s consumer tag, if it can be found."""
     consumers = getattr(_channel_of(raw), "consumers", None)
     if not raw.consumer_tag or not isinstance(consumers, dict):
         return None

@@ -2,11 +2,11 @@
 
 A stream entry read in a consumer group is acknowledged and deleted in one atomic round trip,
 so no pending entry is left dangling, and by default only once no other consumer group still
-needs it: ``XACKDEL … ACKED`` on Redis >= 8.2 (``XDELEX … ACKED`` for an entry read without
+needs it: `XACKDEL … ACKED` on Redis >= 8.2 (`XDELEX … ACKED` for an entry read without
 a group), else one server-side script per stream that acknowledges, checks every group's
-last-delivered id and pending list, and deletes only then. ``ignore_other_groups=True``
-deletes for every group: ``XACKDEL``/``XDELEX … DELREF`` on 8.2, ``MULTI XACK XDEL EXEC``
-before. ``match_fields=True`` deletes an entry only while the stream still holds, under its id,
+last-delivered id and pending list, and deletes only then. `ignore_other_groups=True`
+deletes for every group: `XACKDEL`/`XDELEX … DELREF` on 8.2, `MULTI XACK XDEL EXEC`
+before. `match_fields=True` deletes an entry only while the stream still holds, under its id,
 the fields the message was consumed with (one server-side script per stream).
 """
 
@@ -63,7 +63,7 @@ FastStream (or an earlier delete) has marked it acknowledged."""
 
 
 async def server_version(client: Any) -> tuple[int, ...]:
-    """The Redis server version behind ``client``, asked once per client and then cached."""
+    """The Redis server version behind `client`, asked once per client and then cached."""
     version = _versions.get(client)
     if version is None:
         info = await client.info("server")
@@ -75,22 +75,22 @@ async def server_version(client: Any) -> tuple[int, ...]:
 
 
 class RedisStreamAdapter(BaseAdapter):
-    """Deletes Redis stream entries (``RedisStreamMessage``, ``RedisBatchStreamMessage``).
+    """Deletes Redis stream entries (`RedisStreamMessage`, `RedisBatchStreamMessage`).
 
     Semantics EXACT: only the message's own entries are removed, and by default only once no
     other consumer group still needs them (one has not read them yet, or has them pending):
     until then the entry is acknowledged in the message's own group and kept, with outcome
-    ``DEFERRED``, and the group that finishes last deletes it. On Redis >= 8.2 that is
-    ``XACKDEL``/``XDELEX … ACKED``; before, one server-side script per stream checks and
-    deletes atomically. ``ignore_other_groups=True`` deletes at once, for every group
-    (``DELREF`` on 8.2, ``MULTI XACK XDEL`` before).
+    `DEFERRED`, and the group that finishes last deletes it. On Redis >= 8.2 that is
+    `XACKDEL`/`XDELEX … ACKED`; before, one server-side script per stream checks and
+    deletes atomically. `ignore_other_groups=True` deletes at once, for every group
+    (`DELREF` on 8.2, `MULTI XACK XDEL` before).
 
-    ``match_fields=True`` proves each entry is the consumed message before deleting it: one
+    `match_fields=True` proves each entry is the consumed message before deleting it: one
     server-side script per stream compares the fields stored under the entry's id with the
     fields the message was consumed with (by SHA-1) and acknowledges and deletes only the
     entries that match, atomically. An entry whose fields differ is another message under a
     reused id (the stream was deleted and re-created, and a producer set ids explicitly): it
-    is left alone and unacknowledged, and the message's outcome is ``ALREADY_GONE``.
+    is left alone and unacknowledged, and the message's outcome is `ALREADY_GONE`.
     """
 
     features = Features(BROKER, Semantics.EXACT, acknowledges=True)
@@ -130,11 +130,11 @@ class RedisStreamAdapter(BaseAdapter):
 
         On Redis >= 8.2 that round trip is one command per stream and group (two when some of
         the group's messages are acknowledged already and others not); before 8.2 it is one
-        ``MULTI`` holding one ``XACK`` per stream and group and one ``XDEL`` per message.
-        With ``match_fields=True`` it is one script call per stream and group, on any version.
-        A message that cannot be addressed gets its own :class:`~msgdel.NotDeletable`; a
-        client that fails gives its :class:`~msgdel.DeletionFailed` to its own messages only,
-        and the clients run concurrently.
+        `MULTI` holding one `XACK` per stream and group and one `XDEL` per message.
+        With `match_fields=True` it is one script call per stream and group, on any version.
+        A message that cannot be addressed gets its own [`NotDeletable`][msgdel.NotDeletable]; a
+        client that fails gives its [`DeletionFailed`][msgdel.DeletionFailed] to its own messages
+        only, and the clients run concurrently.
         """
         outcomes: list[DeleteResult | MsgdelError | None] = [None] * len(messages)
         buckets: dict[tuple[int, str, str | None, bool], _Bucket] = {}
@@ -327,7 +327,7 @@ async def _scripted(client: Any, buckets: list[_Bucket]) -> None:
 async def _evalsha(
     client: Any, script: str, sha: str, commands: list[tuple[Any, ...]]
 ) -> list[Any]:
-    """Run the ``EVALSHA`` ``commands`` of ``script`` in one round trip, loading the script
+    """Run the `EVALSHA` `commands` of `script` in one round trip, loading the script
     in the same round trip the first time per client (and again if the server lost it)."""
     loaded = _scripts_loaded.setdefault(client, set())
     load = ("SCRIPT", "LOAD", script)
@@ -420,7 +420,7 @@ for i, code in ipairs(codes) do
 end
 return codes
 """
-"""``match_fields=True``, on every Redis version: delete an entry only if it is still the
+"""`match_fields=True`, on every Redis version: delete an entry only if it is still the
 consumed message, atomically per stream."""
 _MATCH_SHA = hashlib.sha1(_DELETE_IF_FIELDS_MATCH.encode()).hexdigest()
 
@@ -443,7 +443,7 @@ async def _matching(client: Any, buckets: list[_Bucket], delref: bool, modern: b
 
 def _field_digests(message: Any, count: int) -> list[str]:
     """The SHA-1 of each entry's fields as the message was consumed, as the script computes
-    it; ``NotDeletable`` when the message does not hold them."""
+    it; `NotDeletable` when the message does not hold them."""
     data = message.raw_message.get("data")
     entries = [data] if count == 1 and isinstance(data, dict) else data
     if not isinstance(entries, list) or len(entries) != count:
@@ -492,7 +492,7 @@ class _Bucket:
         return list(chain.from_iterable(self.message_ids))
 
     def fail(self, error: MsgdelError, positions: Sequence[int] | None = None) -> None:
-        """Record ``error`` for the messages holding the ids at ``positions`` (default: all)."""
+        """Record `error` for the messages holding the ids at `positions` (default: all)."""
         self.error = error
         self.failed = None if positions is None else frozenset(positions)
 
@@ -579,7 +579,7 @@ def _xackdel_command(bucket: _Bucket, policy: str) -> tuple[Any, ...]:
 
 
 async def _send(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Run ``commands`` in one round trip: a plain command when there is one, else a pipeline."""
+    """Run `commands` in one round trip: a plain command when there is one, else a pipeline."""
     if len(commands) == 1:
         return [await client.execute_command(*commands[0])]
     async with client.pipeline(transaction=False) as pipe:
@@ -589,7 +589,7 @@ async def _send(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
 
 
 class RedisListAdapter(BaseAdapter):
-    """List messages (``RedisListMessage``, ``RedisBatchListMessage``) were popped on read."""
+    """List messages (`RedisListMessage`, `RedisBatchListMessage`) were popped on read."""
 
     features = Features(BROKER, Semantics.NOT_STORED, coalesces=False)
 
@@ -597,14 +597,14 @@ class RedisListAdapter(BaseAdapter):
         return "RedisListAdapter()"
 
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
-        """Send nothing; every outcome is ``ALREADY_GONE`` (``NotDeletable`` for a message
-        that is no consumed FastStream Redis message; ``SKIPPED`` inside a handler of
+        """Send nothing; every outcome is `ALREADY_GONE` (`NotDeletable` for a message
+        that is no consumed FastStream Redis message; `SKIPPED` inside a handler of
         FastStream's in-memory test broker)."""
         return [_not_stored(m, _in_memory_or(Outcome.ALREADY_GONE, m)) for m in messages]
 
 
 class RedisChannelAdapter(BaseAdapter):
-    """Pub/sub messages (``RedisChannelMessage``) are never stored by Redis."""
+    """Pub/sub messages (`RedisChannelMessage`) are never stored by Redis."""
 
     features = Features(
         BROKER, Semantics.NOT_STORED, coalesces=False, repeat=Outcome.NOTHING_STORED
@@ -614,16 +614,16 @@ class RedisChannelAdapter(BaseAdapter):
         return "RedisChannelAdapter()"
 
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
-        """Send nothing; every outcome is ``NOTHING_STORED`` (``NotDeletable`` for a message
-        that is no consumed FastStream Redis message; ``SKIPPED`` inside a handler of
+        """Send nothing; every outcome is `NOTHING_STORED` (`NotDeletable` for a message
+        that is no consumed FastStream Redis message; `SKIPPED` inside a handler of
         FastStream's in-memory test broker)."""
         return [_not_stored(m, _in_memory_or(Outcome.NOTHING_STORED, m)) for m in messages]
 
 
 def _in_memory_or(outcome: Outcome, message: Any) -> Outcome:
-    """``SKIPPED`` inside a handler of FastStream's in-memory test broker, else ``outcome``.
+    """`SKIPPED` inside a handler of FastStream's in-memory test broker, else `outcome`.
 
-    A list or pub/sub message of ``TestRedisBroker`` is built exactly like a real one (same
+    A list or pub/sub message of `TestRedisBroker` is built exactly like a real one (same
     class, same raw message, no client bound to it): only the running handler's broker tells.
     """
     return Outcome.SKIPPED if under_test_broker(handler_config(message)) else outcome

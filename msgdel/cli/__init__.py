@@ -1,8 +1,8 @@
-"""The ``msgdel`` command line (the ``msgdel[cli]`` extra): ``msgdel adapters``, ``msgdel demo``.
+"""The `msgdel` command line (the `msgdel[cli]` extra): `msgdel adapters`, `msgdel demo`.
 
-Nothing in msgdel imports this package; ``import msgdel`` never loads typer or rich. The
-console script calls :func:`main`, which says which extra to install when typer or rich is
-missing instead of failing with an ``ImportError``.
+Nothing in msgdel imports this package; `import msgdel` never loads typer or rich. The
+console script calls `main`, which says which extra to install when typer or rich is
+missing instead of failing with an `ImportError`.
 """
 
 from __future__ import annotations

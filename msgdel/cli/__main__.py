@@ -1,4 +1,4 @@
-"""``python -m msgdel.cli``: the same as the ``msgdel`` console script."""
+"""`python -m msgdel.cli`: the same as the `msgdel` console script."""
 
 from msgdel.cli import main
 

@@ -1,4 +1,4 @@
-"""The NATS part of ``msgdel demo``: a JetStream stream read by a durable pull consumer."""
+"""The NATS part of `msgdel demo`: a JetStream stream read by a durable pull consumer."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ DURABLE = "demo"
 
 
 class NatsDemo:
-    """The stream ``msgdel-demo`` (limits retention), read by the durable consumer ``demo``."""
+    """The stream `msgdel-demo` (limits retention), read by the durable consumer `demo`."""
 
     title = f"JetStream stream {STREAM}, durable consumer {DURABLE}"
 

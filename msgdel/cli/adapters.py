@@ -1,8 +1,8 @@
-"""``msgdel adapters``: which adapter deletes which FastStream message class, as a table.
+"""`msgdel adapters`: which adapter deletes which FastStream message class, as a table.
 
-The rows are what ``msgdel.delete`` would use in a fresh process: the built-in adapters (with
+The rows are what `msgdel.delete` would use in a fresh process: the built-in adapters (with
 whether their extra is installed) and the adapters that installed distributions register
-through the ``msgdel.adapters`` entry points.
+through the `msgdel.adapters` entry points.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ MISSING = "missing"
 
 @attrs.frozen
 class Row:
-    """One message class and what deletes it; ``features`` is None where the adapter could
-    not be loaded (its extra is missing, or its entry point failed: ``problem`` says)."""
+    """One message class and what deletes it; `features` is None where the adapter could
+    not be loaded (its extra is missing, or its entry point failed: `problem` says)."""
 
     message_class: str
     adapter: str
     features: Features | None
     source: str
-    """The msgdel extra of a built-in adapter (``redis``), or ``entry point <name>``."""
+    """The msgdel extra of a built-in adapter (`redis`), or `entry point <name>`."""
     problem: str | None = None
     failed: bool = False
     """An entry point that failed to load or run."""
@@ -87,8 +87,8 @@ def _qualname(t: type) -> str:
 
 def describe_features(features: Features) -> str:
     """What an adapter declares beyond its broker and semantics: the flags that are set
-    (``acknowledges, coalesces``), and what a repeated delete reports where that is not
-    ``already_gone``."""
+    (`acknowledges, coalesces`), and what a repeated delete reports where that is not
+    `already_gone`."""
     shown = [
         field.name
         for field in attrs.fields(Features)
@@ -132,7 +132,7 @@ def table(found: list[Row]) -> Table:
 
 
 def hints(found: list[Row]) -> list[str]:
-    """One ``pip install`` line per extra whose broker client is missing, and one line per
+    """One `pip install` line per extra whose broker client is missing, and one line per
     entry point that failed, with its error."""
     missing = sorted({row.source for row in found if row.problem == MISSING})
     failed = [f"{row.source} ({row.adapter}) {row.problem}" for row in found if row.failed]

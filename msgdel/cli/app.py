@@ -1,7 +1,7 @@
-"""The ``msgdel`` typer application: one module per subcommand, registered here.
+"""The `msgdel` typer application: one module per subcommand, registered here.
 
-A subcommand is a plain function in its own module (``adapters.py``, ``demo.py``); adding one
-is an import and an ``app.command(...)`` line below.
+A subcommand is a plain function in its own module (`adapters.py`, `demo.py`); adding one
+is an import and an `app.command(...)` line below.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _UsageError: type[Exception] = next(
 
 class _Commands(TyperGroup):
     """typer's group, with every bad argument reported as one line on standard error
-    (``msgdel demo: Invalid value for '--messages' ...``) and exit status 2, in place of
+    (`msgdel demo: Invalid value for '--messages' ...`) and exit status 2, in place of
     click's usage block or typer's framed panel."""
 
     def main(

@@ -1,8 +1,8 @@
-"""``msgdel demo``: msgdel's main job, end to end, on a broker that pip installed.
+"""`msgdel demo`: msgdel's main job, end to end, on a broker that pip installed.
 
-It starts an embedded broker (:mod:`msgdel.cli._embedded`) on a free loopback port in a
-temporary folder, publishes ``--messages`` orders, consumes them with a real FastStream app
-whose broker has ``DeleteMiddleware(batcher=Batcher())``, and prints a table of the broker's
+It starts an embedded broker (`msgdel.cli._embedded`) on a free loopback port in a
+temporary folder, publishes `--messages` orders, consumes them with a real FastStream app
+whose broker has `DeleteMiddleware(batcher=Batcher())`, and prints a table of the broker's
 own figures before and after (read with the broker's client, never through msgdel) with the
 deletions per second. The broker is stopped and its folder removed however the demo ends:
 done, failed, or interrupted (Ctrl-C, SIGTERM).
@@ -66,7 +66,7 @@ class Report:
     handled: int
     deleted: int
     other: dict[str, int]
-    """Results other than ``DELETED``, by outcome (``deferred``: kept for another consumer)."""
+    """Results other than `DELETED`, by outcome (`deferred`: kept for another consumer)."""
     errors: int
     first_error: str | None
     seconds: float
@@ -119,8 +119,8 @@ class Tally:
         self.on_change()
 
     async def wait(self, total: int, stall: float) -> bool:
-        """Wait until ``total`` messages have their result; False when none came for
-        ``stall`` seconds."""
+        """Wait until `total` messages have their result; False when none came for
+        `stall` seconds."""
         while self.settled < total:
             self._changed.clear()
             try:
@@ -236,8 +236,8 @@ async def _run(
 
 
 async def _interruptible(work: Awaitable[T]) -> T:
-    """``await work``, cancelled by the first SIGINT or SIGTERM, which then raises
-    :class:`Interrupted` once ``work`` has cleaned up (its ``finally`` blocks ran)."""
+    """`await work`, cancelled by the first SIGINT or SIGTERM, which then raises
+    `Interrupted` once `work` has cleaned up (its `finally` blocks ran)."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     interrupted = False

@@ -1,17 +1,18 @@
 """Assert, in a user's tests, which messages were asked to be deleted.
 
-Under FastStream's in-memory test brokers (``TestRedisBroker`` and the others) the adapters
-send nothing and return ``Outcome.SKIPPED``; :func:`record_deletions` keeps what was asked:
+Under FastStream's in-memory test brokers (`TestRedisBroker` and the others) the adapters
+send nothing and return `Outcome.SKIPPED`; [`record_deletions`][msgdel.testing.record_deletions]
+keeps what was asked:
 
-.. code-block:: python
+```python
+with msgdel.testing.record_deletions() as deletions:
+    async with TestRedisBroker(broker) as br:
+        await br.publish("hello", stream="orders")
+assert deletions.bodies == [b"hello"]
+```
 
-    with msgdel.testing.record_deletions() as deletions:
-        async with TestRedisBroker(broker) as br:
-            await br.publish("hello", stream="orders")
-    assert deletions.bodies == [b"hello"]
-
-The pytest plugin :mod:`msgdel.testing.pytest_plugin` offers the same as the
-``msgdel_deletions`` fixture.
+The pytest plugin [`msgdel.testing.pytest_plugin`][msgdel.testing.pytest_plugin] offers the same as
+the `msgdel_deletions` fixture.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Deletion:
 
     @property
     def body(self) -> Any:
-        """The message's raw body (``message.body``), or None when it has none."""
+        """The message's raw body (`message.body`), or None when it has none."""
         return getattr(self.message, "body", None)
 
 
@@ -92,12 +93,12 @@ class Deletions(Sequence[Deletion]):
 
 @contextmanager
 def record_deletions(registry: Registry | None = None) -> Iterator[Deletions]:
-    """Record every deletion made through ``registry`` (default: the default registry).
+    """Record every deletion made through `registry` (default: the default registry).
 
-    Covers ``msgdel.delete``, ``delete_many``, ``Batcher``, ``DeleteMiddleware`` and the
-    ``Deleter`` dependency using that registry. It is an observer
-    (:meth:`msgdel.Registry.add_observer`): the adapters run exactly as without it, so
-    messages of FastStream's in-memory test brokers give ``Outcome.SKIPPED`` and real
+    Covers `msgdel.delete`, `delete_many`, `Batcher`, `DeleteMiddleware` and the
+    `Deleter` dependency using that registry. It is an observer
+    ([`msgdel.Registry.add_observer`][msgdel.Registry.add_observer]): the adapters run exactly as
+    without it, so messages of FastStream's in-memory test brokers give `Outcome.SKIPPED` and real
     messages are really deleted. Recording contexts may nest; each sees every deletion
     inside it.
     """

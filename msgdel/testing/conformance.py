@@ -1,21 +1,23 @@
 """The conformance kit: one pytest suite that every msgdel adapter passes, built-in or yours.
 
-You describe your broker once in a :class:`Harness` (how to publish to a fresh target, consume
-the messages as FastStream message objects, and read the broker's own state without msgdel),
-then subclass :class:`AdapterConformance` and give it a ``harness`` fixture:
+You describe your broker once in a [`Harness`][msgdel.testing.conformance.Harness] (how to publish
+to a fresh target, consume the messages as FastStream message objects, and read the broker's own
+state without msgdel), then subclass
+[`AdapterConformance`][msgdel.testing.conformance.AdapterConformance] and give it a `harness`
+fixture:
 
-.. code-block:: python
+```python
+import pytest
+from msgdel.testing.conformance import AdapterConformance
 
-    import pytest
-    from msgdel.testing.conformance import AdapterConformance
-
-    class TestMyAdapter(AdapterConformance):
-        @pytest.fixture
-        def harness(self):
-            return MyHarness()
+class TestMyAdapter(AdapterConformance):
+    @pytest.fixture
+    def harness(self):
+        return MyHarness()
+```
 
 Every case checks the broker's state, not only what the adapter said. Cases that do not apply
-to the adapter's declared :class:`~msgdel.Features` (its semantics, whether it coalesces) or
+to the adapter's declared [`Features`][msgdel.Features] (its semantics, whether it coalesces) or
 that the harness cannot drive (no in-memory test broker, a broker that cannot be stopped) are
 skipped with the reason. The cases are coroutines: the kit needs pytest-asyncio.
 """
@@ -45,7 +47,8 @@ from msgdel.testing import record_deletions
 __all__ = ["AdapterConformance", "Consumed", "Handle", "Harness"]
 
 Handle = Callable[[int, Any], Awaitable[None]]
-"""What a :meth:`Harness.run_app` handler does with the ``index``-th message it receives."""
+"""What a [`Harness.run_app`][msgdel.testing.conformance.Harness.run_app] handler does with the
+`index`-th message it receives."""
 
 
 @attrs.frozen
@@ -57,7 +60,7 @@ class Consumed:
     messages: list[Any]
     """The FastStream message objects, in publishing order."""
     ids: list[tuple[str, ...]]
-    """Each message's broker ids as a :class:`~msgdel.DeleteResult` reports them."""
+    """Each message's broker ids as a [`DeleteResult`][msgdel.DeleteResult] reports them."""
     keys: list[str | None] = attrs.field(factory=list)
     """Each message's key, for tombstoning adapters (else empty)."""
 
@@ -65,15 +68,17 @@ class Consumed:
 class Harness(abc.ABC):
     """How the kit drives one adapter on one broker. Subclass it for yours.
 
-    Required: :attr:`registry`, :attr:`message_type`, :meth:`consumed` and :meth:`stored`
-    (for stored semantics). Optional methods raise ``NotImplementedError`` by default, and the
-    cases that need them are skipped.
+    Required: [`registry`][msgdel.testing.conformance.Harness.registry],
+    [`message_type`][msgdel.testing.conformance.Harness.message_type],
+    [`consumed`][msgdel.testing.conformance.Harness.consumed] and
+    [`stored`][msgdel.testing.conformance.Harness.stored] (for stored semantics). Optional methods
+    raise `NotImplementedError` by default, and the cases that need them are skipped.
     """
 
     @property
     @abc.abstractmethod
     def registry(self) -> Registry:
-        """The registry the kit deletes through (yours, or ``msgdel.Registry()`` for a
+        """The registry the kit deletes through (yours, or `msgdel.Registry()` for a
         built-in adapter). It is closed after every case."""
 
     @property
@@ -83,45 +88,48 @@ class Harness(abc.ABC):
 
     @property
     def adapter(self) -> Deletable:
-        """The adapter under test: what :attr:`registry` resolves :attr:`message_type` to."""
+        """The adapter under test: what [`registry`][msgdel.testing.conformance.Harness.registry]
+        resolves [`message_type`][msgdel.testing.conformance.Harness.message_type] to."""
         return self.registry.resolve(self.message_type)
 
     @property
     def semantics(self) -> Semantics:
         """What deleting this harness's messages does (default: the adapter's declared
-        semantics; a harness of core NATS messages, say, says ``NOT_STORED``)."""
+        semantics; a harness of core NATS messages, say, says `NOT_STORED`)."""
         return self.adapter.features.semantics
 
     acknowledgeable: bool = True
     """Whether a handler can acknowledge these messages at all (a Redis stream read without a
-    group cannot: FastStream reports ``AckPolicy.MANUAL`` for it, and a handler that returns
-    is done with its message). The ``AckPolicy.MANUAL`` case is skipped where it cannot."""
+    group cannot: FastStream reports `AckPolicy.MANUAL` for it, and a handler that returns
+    is done with its message). The `AckPolicy.MANUAL` case is skipped where it cannot."""
 
     round_trips: int = 1
-    """The most deletion requests a coalescing ``delete_many`` may send for one target."""
+    """The most deletion requests a coalescing `delete_many` may send for one target."""
 
     @abc.abstractmethod
     def consumed(self, count: int) -> AbstractAsyncContextManager[Consumed]:
-        """Publish ``count`` messages to a fresh target (one partition, where the broker has
+        """Publish `count` messages to a fresh target (one partition, where the broker has
         partitions), consume them through FastStream without acknowledging them, and yield
         them while the broker connection stays open."""
 
     async def stored(self, target: Any) -> list[str]:
-        """The ids the broker still stores for ``target``, in order, read without msgdel.
-        The kit calls it after the :meth:`consumed` block has closed."""
+        """The ids the broker still stores for `target`, in order, read without msgdel.
+        The kit calls it after the [`consumed`][msgdel.testing.conformance.Harness.consumed] block
+        has closed."""
         raise NotImplementedError
 
     async def tombstoned(self, target: Any) -> list[str]:
-        """The keys whose latest record at ``target`` is a tombstone (TOMBSTONE adapters)."""
+        """The keys whose latest record at `target` is a tombstone (TOMBSTONE adapters)."""
         raise NotImplementedError
 
     async def requests(self, target: Any) -> int:
-        """How many deletion requests (round trips) the broker has received for ``target``
-        since :meth:`consumed` created it. Called inside the :meth:`consumed` block."""
+        """How many deletion requests (round trips) the broker has received for `target`
+        since [`consumed`][msgdel.testing.conformance.Harness.consumed] created it. Called inside
+        the [`consumed`][msgdel.testing.conformance.Harness.consumed] block."""
         raise NotImplementedError
 
     def in_memory(self, count: int) -> AbstractAsyncContextManager[list[Any]]:
-        """``count`` messages consumed under FastStream's in-memory test broker."""
+        """`count` messages consumed under FastStream's in-memory test broker."""
         raise NotImplementedError
 
     async def run_app(
@@ -134,27 +142,29 @@ class Harness(abc.ABC):
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
         publishes: bool = False,
     ) -> Consumed:
-        """Run a FastStream app whose broker has ``middleware``; publish ``count`` messages to
-        a fresh target; let its handler await ``handle(index, message)`` for every delivery
-        of the ``index``-th message (``handle`` may acknowledge, nack, reject, raise, or delete
+        """Run a FastStream app whose broker has `middleware`; publish `count` messages to
+        a fresh target; let its handler await `handle(index, message)` for every delivery
+        of the `index`-th message (`handle` may acknowledge, nack, reject, raise, or delete
         the message itself; without one the handler does nothing); wait until every index
-        was handled at least once; await ``on_shutdown`` while the broker is still connected;
-        stop the app; return the target with the published ids (``messages`` empty).
+        was handled at least once; await `on_shutdown` while the broker is still connected;
+        stop the app; return the target with the published ids (`messages` empty).
 
-        ``middleware`` is one FastStream broker middleware, or a sequence of them, outermost
-        first (as a broker's ``middlewares=`` takes them). ``ack_policy`` is the subscriber's
-        (None: FastStream's default for it). With ``publishes`` the subscriber also has a
-        publisher (``@broker.publisher(...)``) to a fresh output target, and its handler
+        `middleware` is one FastStream broker middleware, or a sequence of them, outermost
+        first (as a broker's `middlewares=` takes them). `ack_policy` is the subscriber's
+        (None: FastStream's default for it). With `publishes` the subscriber also has a
+        publisher (`@broker.publisher(...)`) to a fresh output target, and its handler
         returns a result (the harness chooses it), which FastStream publishes there after
-        the handler returned; a harness that cannot raises ``NotImplementedError``, and the
+        the handler returned; a harness that cannot raises `NotImplementedError`, and the
         case is skipped."""
         raise NotImplementedError
 
     restartable: bool = False
-    """Whether :meth:`stop` and :meth:`start` can take the broker down and back up."""
+    """Whether [`stop`][msgdel.testing.conformance.Harness.stop] and
+    [`start`][msgdel.testing.conformance.Harness.start] can take the broker down and back up."""
 
     async def stop(self) -> None:
-        """Stop the broker behind :meth:`consumed`'s messages (they stay stored)."""
+        """Stop the broker behind [`consumed`][msgdel.testing.conformance.Harness.consumed]'s
+        messages (they stay stored)."""
         raise NotImplementedError
 
     async def start(self) -> None:
@@ -162,8 +172,8 @@ class Harness(abc.ABC):
         raise NotImplementedError
 
     def hollow(self) -> Any:
-        """A message of :attr:`message_type` that no broker delivered (default: an instance
-        made without calling its ``__init__``)."""
+        """A message of [`message_type`][msgdel.testing.conformance.Harness.message_type] that no
+        broker delivered (default: an instance made without calling its `__init__`)."""
         cls: Any = self.message_type
         return cls.__new__(cls)
 
@@ -184,7 +194,7 @@ def _stores(harness: Harness) -> bool:
 
 
 class AdapterConformance:
-    """The cases every adapter passes. Subclass it and define a ``harness`` fixture."""
+    """The cases every adapter passes. Subclass it and define a `harness` fixture."""
 
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
@@ -495,27 +505,27 @@ class AdapterConformance:
     async def test_an_input_whose_result_could_not_be_published_is_kept_and_never_deleted(
         self, kit: Harness, batched: bool
     ) -> None:
-        """Two inputs, the subscriber under ``AckPolicy.NACK_ON_ERROR`` with a publisher of its
-        handler's result (``run_app(publishes=True)``), and outside ``DeleteMiddleware`` a
+        """Two inputs, the subscriber under `AckPolicy.NACK_ON_ERROR` with a publisher of its
+        handler's result (`run_app(publishes=True)`), and outside `DeleteMiddleware` a
         middleware under which publishing the second input's result fails, as an unreachable
         output would. FastStream publishes the first's result, and the middleware deletes
         the first; the second's failed publish is an error of its handling, which FastStream
         nacks, so msgdel is never asked to delete it, and it is still stored after the app
         stops.
 
-        After the app stops, per semantics: ``EXACT`` and ``PREFIX`` store the second input
-        and nothing before it (deleting the first truncated no further); ``TOMBSTONE`` has
+        After the app stops, per semantics: `EXACT` and `PREFIX` store the second input
+        and nothing before it (deleting the first truncated no further); `TOMBSTONE` has
         the first input's key tombstoned only (where the harness reports keys);
-        ``NOT_STORED`` is skipped: nothing is kept either way.
+        `NOT_STORED` is skipped: nothing is kept either way.
 
-        ``NACK_ON_ERROR``, as FastStream's defaults do not keep the input everywhere
-        (``REJECT_ON_ERROR`` drops a RabbitMQ message or dead-letters it; Kafka's
-        ``ACK_FIRST`` commits before the handler runs). Under it FastStream 0.7 keeps the
+        `NACK_ON_ERROR`, as FastStream's defaults do not keep the input everywhere
+        (`REJECT_ON_ERROR` drops a RabbitMQ message or dead-letters it; Kafka's
+        `ACK_FIRST` commits before the handler runs). Under it FastStream 0.7 keeps the
         input for redelivery where the broker redelivers: a JetStream or RabbitMQ nack
         redelivers it, a Kafka nack seeks back to it, a Redis stream entry stays pending in
         its group. Where nothing redelivers, the input is kept only in that it stays stored,
         which is what the kit checks everywhere: a Redis stream read without a group
-        (FastStream makes it ``MANUAL``), a retained MQTT message (a nack sends nothing, the
+        (FastStream makes it `MANUAL`), a retained MQTT message (a nack sends nothing, the
         topic keeps it), JetStream KV and object-store entries (a watch acknowledges nothing).
         """
         if kit.semantics is Semantics.NOT_STORED:
@@ -572,8 +582,8 @@ class AdapterConformance:
 
 
 class _MiddlewareRun:
-    """Runs :meth:`Harness.run_app` with a ``DeleteMiddleware`` (direct or batched) and
-    records which published indexes msgdel deleted."""
+    """Runs [`Harness.run_app`][msgdel.testing.conformance.Harness.run_app] with a
+    `DeleteMiddleware` (direct or batched) and records which published indexes msgdel deleted."""
 
     def __init__(self, kit: Harness, batched: bool) -> None:
         from msgdel.faststream import DeleteMiddleware
@@ -595,8 +605,8 @@ class _MiddlewareRun:
         ack_policy: AckPolicy | None = None,
         unpublishable: Collection[int] = (),
     ) -> Consumed:
-        """Run the app. With ``unpublishable`` the subscriber publishes its handler's result
-        (``publishes=True``), and publishing it fails for the messages of those indexes."""
+        """Run the app. With `unpublishable` the subscriber publishes its handler's result
+        (`publishes=True`), and publishing it fails for the messages of those indexes."""
 
         async def tracked(index: int, message: Any) -> None:
             self.index_of[id(message)] = index
@@ -650,8 +660,8 @@ class _MiddlewareRun:
 
 class _FailingPublish:
     """A FastStream broker middleware under which publishing the result of a handled message
-    fails (``ConnectionError``) when ``fails(message)``, as an unreachable output would.
-    Publishing outside a handler (``broker.publish``) passes through."""
+    fails (`ConnectionError`) when `fails(message)`, as an unreachable output would.
+    Publishing outside a handler (`broker.publish`) passes through."""
 
     def __init__(self, fails: Callable[[Any], bool]) -> None:
         self.fails = fails
@@ -661,7 +671,7 @@ class _FailingPublish:
 
 
 class _FailingPublishScope(BaseMiddleware):  # type: ignore[misc]
-    """FastStream enters one per incoming message (``consume_scope`` sees the handled
+    """FastStream enters one per incoming message (`consume_scope` sees the handled
     message) and publishes the handler's result through the same instance; a publish
     outside a handler gets an instance of its own, which handles nothing."""
 
@@ -681,7 +691,7 @@ class _FailingPublishScope(BaseMiddleware):  # type: ignore[misc]
 
 
 async def _retried(kit: Harness, message: object, attempts: int = 20) -> DeleteResult:
-    """Delete ``message``, retrying as a caller would while the broker says it may succeed."""
+    """Delete `message`, retrying as a caller would while the broker says it may succeed."""
     for _ in range(attempts - 1):
         try:
             return await msgdel.delete(message, registry=kit.registry)

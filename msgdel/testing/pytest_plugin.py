@@ -1,14 +1,14 @@
-"""pytest plugin of msgdel: the ``msgdel_deletions`` fixture.
+"""pytest plugin of msgdel: the `msgdel_deletions` fixture.
 
-Installed through the ``pytest11`` entry point, so a project that depends on msgdel gets the
+Installed through the `pytest11` entry point, so a project that depends on msgdel gets the
 fixture without configuration:
 
-.. code-block:: python
-
-    async def test_orders_are_deleted(msgdel_deletions):
-        async with TestRedisBroker(broker) as br:
-            await br.publish("hello", stream="orders")
-        assert msgdel_deletions.bodies == [b"hello"]
+```python
+async def test_orders_are_deleted(msgdel_deletions):
+    async with TestRedisBroker(broker) as br:
+        await br.publish("hello", stream="orders")
+    assert msgdel_deletions.bodies == [b"hello"]
+```
 """
 
 from __future__ import annotations
