@@ -9,7 +9,14 @@ still deletes), ``delete_many`` of 500 per call and one ``delete`` per message, 
 interleaved. Prints messages/s per arm, the median ratio over rounds, and checks both streams
 end empty.
 
-    .venv/bin/python -m benchmarks.nats_other_consumers [--count 10000] [--rounds 5]
+The batched-middleware pair runs a FastStream app whose broker has
+``DeleteMiddleware(batcher=Batcher())`` and a pull subscriber (durable ``app``), one arm with
+each adapter, in alternating order round by round, on a fresh stream of ``--app-count``
+messages that a second consumer has acknowledged; timed from the first message handled until
+``batcher.close()`` returned, and checked empty.
+
+    .venv/bin/python -m benchmarks.nats_other_consumers [--count 10000] [--app-count 3000]
+        [--rounds 5]
 """
 
 from __future__ import annotations
@@ -24,13 +31,16 @@ import uuid
 from pathlib import Path
 
 import nats
+from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsMessage
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import msgdel
 from msgdel.adapters.nats import JetStreamAdapter
+from msgdel.faststream import DeleteMiddleware
 
 BATCH = 500
 ARMS = {
@@ -39,7 +49,8 @@ ARMS = {
 }
 
 
-async def prepared(nc: Client, count: int) -> tuple[str, list[NatsMessage]]:
+async def acknowledged(nc: Client, count: int) -> str:
+    """A stream of ``count`` messages that consumer ``done`` has acknowledged."""
     js = nc.jetstream()
     stream = f"others_{uuid.uuid4().hex[:8]}"
     await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream}.in"]))
@@ -55,6 +66,12 @@ async def prepared(nc: Client, count: int) -> tuple[str, list[NatsMessage]]:
             await m.ack()
             acked += 1
     await nc.flush()
+    return stream
+
+
+async def prepared(nc: Client, count: int) -> tuple[str, list[NatsMessage]]:
+    js = nc.jetstream()
+    stream = await acknowledged(nc, count)
     sub = await js.pull_subscribe(
         f"{stream}.in", durable="reader", stream=stream,
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=count + 1),
@@ -88,19 +105,64 @@ async def one_round(nc: Client, count: int, single: int) -> dict[str, float]:
     return rates
 
 
-async def bench(url: str, count: int, rounds: int) -> None:
+async def app_rate(nc: Client, url: str, count: int, adapter: JetStreamAdapter) -> float:
+    """Messages/s of a FastStream app deleting through DeleteMiddleware(batcher=Batcher())."""
+    stream = await acknowledged(nc, count)
+    registry = msgdel.Registry(builtins=False)
+    registry.register(NatsMessage, adapter)
+    batcher = msgdel.Batcher(registry)
+    broker = NatsBroker(url, middlewares=[DeleteMiddleware(batcher=batcher)], logger=None)
+    handled, first = 0, 0.0
+    done = asyncio.Event()
+
+    @broker.subscriber(f"{stream}.in", stream=JStream(stream, declare=False), durable="app",
+                       pull_sub=PullSub(batch_size=100, timeout=1))  # fmt: skip
+    async def handle(body: bytes) -> None:
+        nonlocal handled, first
+        if not handled:
+            first = time.perf_counter()
+        handled += 1
+        if handled == count:
+            done.set()
+
+    async with broker:
+        await broker.start()
+        await asyncio.wait_for(done.wait(), 600)
+        await batcher.close()
+        elapsed = time.perf_counter() - first
+    await registry.aclose()
+    left = (await nc.jetstream().stream_info(stream)).state.messages
+    assert left == 0, f"{left} messages left in {stream}"
+    return count / elapsed
+
+
+async def app_round(nc: Client, url: str, count: int, number: int) -> dict[str, float]:
+    default, opt_out = ARMS
+    order = [(default, False), (opt_out, True)]
+    rates = {}
+    for name, ignore in order if number % 2 == 0 else order[::-1]:
+        adapter = JetStreamAdapter(ignore_other_consumers=ignore)
+        rates[f"{name}, batched middleware"] = await app_rate(nc, url, count, adapter)
+    return rates
+
+
+async def bench(url: str, count: int, rounds: int, app_count: int) -> None:
     nc = await nats.connect(url)
     try:
-        results = [await one_round(nc, count, 500) for _ in range(rounds)]
+        results = []
+        for number in range(rounds):  # the two arm pairs alternate round by round
+            rates = await one_round(nc, count, 500)
+            results.append(rates | await app_round(nc, url, app_count, number))
     finally:
         await nc.close()
     print(f"{count:,} messages per arm and round ({count - 500:,} in delete_many of {BATCH}, "
-          f"500 one by one), {rounds} rounds")  # fmt: skip
+          f"500 one by one), {app_count:,} through the batched middleware, "
+          f"{rounds} rounds")  # fmt: skip
     for label in results[0]:
         each = " ".join(f"{r[label]:,.0f}" for r in results)
-        print(f"  {label:<52} {statistics.median(r[label] for r in results):>9,.0f}/s  ({each})")
+        print(f"  {label:<56} {statistics.median(r[label] for r in results):>9,.0f}/s  ({each})")
     default, opt_out = ARMS
-    for call in ("delete_many", "delete"):
+    for call in ("delete_many", "delete", "batched middleware"):
         ratios = [r[f"{default}, {call}"] / r[f"{opt_out}, {call}"] for r in results]
         print(f"  default / opt-out, {call}: {statistics.median(ratios):.2f}x "
               f"(rounds {min(ratios):.2f}-{max(ratios):.2f})")  # fmt: skip
@@ -109,6 +171,7 @@ async def bench(url: str, count: int, rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--app-count", type=int, default=3_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     from tests.testbed.nats import NatsServer
@@ -117,7 +180,7 @@ def main() -> None:
         server = NatsServer(Path(workdir))
         server.start()
         try:
-            asyncio.run(bench(server.url, args.count, args.rounds))
+            asyncio.run(bench(server.url, args.count, args.rounds, args.app_count))
         finally:
             server.stop()
 

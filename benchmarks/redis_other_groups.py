@@ -10,7 +10,14 @@ read and acknowledged every entry already, so the default checks it and still de
 It prints entries/s per arm and server, the median ratio over rounds, and checks that both
 streams end empty with nothing pending.
 
-    .venv/bin/python benchmarks/redis_other_groups.py [--entries 50000] [--rounds 5]
+The batched-middleware pair runs a FastStream app whose broker has
+``DeleteMiddleware(batcher=Batcher())`` (FastStream XACKs each entry, the batches delete), one
+arm with each adapter, in alternating order round by round, on a fresh stream of
+``--app-entries`` entries that group ``h`` has read and acknowledged; timed from the first
+entry handled until ``batcher.close()`` returned, and checked empty with nothing pending.
+
+    .venv/bin/python benchmarks/redis_other_groups.py [--entries 50000] [--app-entries 5000]
+        [--rounds 5]
 """
 
 from __future__ import annotations
@@ -21,13 +28,16 @@ import statistics
 import time
 
 from _servers import redis_url
+from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import RedisStreamMessage
 from redis.asyncio import Redis
 
 import msgdel
 from msgdel.adapters.redis import RedisStreamAdapter
+from msgdel.faststream import DeleteMiddleware
 
 BATCH = 500
+DEFAULT, OPT_OUT = "default (keep for other groups)", "ignore_other_groups=True"
 
 
 async def prepared(client: Redis, stream: str, count: int) -> list[RedisStreamMessage]:
@@ -56,11 +66,70 @@ async def prepared(client: Redis, stream: str, count: int) -> list[RedisStreamMe
     ]
 
 
+async def app_rate(url: str, stream: str, count: int, adapter: RedisStreamAdapter) -> float:
+    """Entries/s of a FastStream app deleting through DeleteMiddleware(batcher=Batcher())."""
+    client = Redis.from_url(url)
+    await client.xgroup_create(stream, "g", id="0", mkstream=True)
+    await client.xgroup_create(stream, "h", id="0")
+    for start in range(0, count, BATCH):
+        async with client.pipeline(transaction=False) as pipe:
+            for i in range(start, min(start + BATCH, count)):
+                pipe.xadd(stream, {"__data__": f"m{i}"})
+            await pipe.execute()
+    for _, entries in await client.xreadgroup("h", "c", {stream: ">"}, count=count):
+        await client.xack(stream, "h", *[i for i, _ in entries])
+    registry = msgdel.Registry(builtins=False)
+    registry.register(RedisStreamMessage, adapter)
+    batcher = msgdel.Batcher(registry)
+    broker = RedisBroker(url, middlewares=[DeleteMiddleware(batcher=batcher)], logger=None)
+    handled, first = 0, 0.0
+    done = asyncio.Event()
+
+    @broker.subscriber(stream=StreamSub(stream, group="g", consumer="c", polling_interval=10))
+    async def handle(body: str) -> None:
+        nonlocal handled, first
+        if not handled:
+            first = time.perf_counter()
+        handled += 1
+        if handled == count:
+            done.set()
+
+    async with broker:
+        await broker.start()
+        await asyncio.wait_for(done.wait(), 600)
+        await batcher.close()
+        elapsed = time.perf_counter() - first
+    assert await client.xlen(stream) == 0, f"{stream}: entries left"
+    assert (await client.xpending(stream, "g"))["pending"] == 0, f"{stream}: pending left"
+    await client.aclose()
+    return count / elapsed
+
+
+async def app_round(url: str, entries: int, number: int) -> dict[str, float]:
+    order = [(DEFAULT, RedisStreamAdapter()),
+             (OPT_OUT, RedisStreamAdapter(ignore_other_groups=True))]  # fmt: skip
+    rates = {}
+    for name, adapter in order if number % 2 == 0 else order[::-1]:
+        rates[name] = await app_rate(url, f"app-{number}-{len(rates)}", entries, adapter)
+    return rates
+
+
+def report(title: str, rounds: list[dict[str, float]], goal: str) -> None:
+    print(title)
+    for name in (DEFAULT, OPT_OUT):
+        each = " ".join(f"{r[name]:,.0f}" for r in rounds)
+        median = statistics.median(r[name] for r in rounds)
+        print(f"  {name:<34} {median:>9,.0f} entries/s  ({each})")
+    ratios = [r[DEFAULT] / r[OPT_OUT] for r in rounds]
+    print(f"  default / ignore_other_groups: {statistics.median(ratios):.2f}x "
+          f"(rounds {min(ratios):.2f}-{max(ratios):.2f}{goal})")  # fmt: skip
+
+
 async def one_round(url: str, entries: int, number: int) -> dict[str, float]:
     client = Redis.from_url(url)
     arms = {
-        "default (keep for other groups)": RedisStreamAdapter(),
-        "ignore_other_groups=True": RedisStreamAdapter(ignore_other_groups=True),
+        DEFAULT: RedisStreamAdapter(),
+        OPT_OUT: RedisStreamAdapter(ignore_other_groups=True),
     }
     registries = {}
     work = {}
@@ -89,22 +158,21 @@ async def one_round(url: str, entries: int, number: int) -> dict[str, float]:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=50_000)
+    parser.add_argument("--app-entries", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     for version, label in (("8", "Redis 8.2"), ("7", "Redis 7")):
+        many, app = [], []
         with redis_url(version) as url:
-            rounds = [await one_round(url, args.entries, n) for n in range(args.rounds)]
-        print(f"\n{label}: {args.entries:,} entries per arm and round, {args.rounds} rounds")
-        for name in rounds[0]:
-            each = " ".join(f"{r[name]:,.0f}" for r in rounds)
-            median = statistics.median(r[name] for r in rounds)
-            print(f"  {name:<34} {median:>9,.0f} entries/s  ({each})")
-        default, opt_out = rounds[0]
-        ratios = [r[default] / r[opt_out] for r in rounds]
-        print(
-            f"  default / ignore_other_groups: {statistics.median(ratios):.2f}x "
-            f"(rounds {min(ratios):.2f}-{max(ratios):.2f}; goal >= 0.90x on Redis 8.2)"
-        )
+            for number in range(args.rounds):  # the two arm pairs alternate round by round
+                many.append(await one_round(url, args.entries, number))
+                app.append(await app_round(url, args.app_entries, number))
+        goal = "; goal >= 0.90x" if version == "8" else ""
+        report(f"\n{label}, delete_many of {BATCH}: {args.entries:,} entries per arm and round, "
+               f"{args.rounds} rounds", many, goal)  # fmt: skip
+        report(f"{label}, batched middleware (DeleteMiddleware(batcher=Batcher())): "
+               f"{args.app_entries:,} entries per arm and round, {args.rounds} rounds",
+               app, goal)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -724,3 +724,130 @@ class KafkaSpecs:
         # partition 0: m2 failed and a later success truncated it; m9 failed last and stays
         assert await client.log_range(kafka_server, topic, 0) == (9, 10)
         assert await client.log_range(kafka_server, topic, 1) == (5, 5)  # m2 failed, m3 was ok
+
+    async def coordinator_of(self, server: Server, group: str) -> int:
+        """The id of the broker that coordinates ``group`` now, asked through the backend's
+        own client (each backend's test class provides it)."""
+        raise NotImplementedError
+
+    async def test_a_group_created_between_two_calls_caps_the_second(
+        self, client: KafkaClient, kafka_server: Server, adapter: Any
+    ) -> None:
+        """The adapter reads the groups it saw on the previous call while it lists them again;
+        a group the listing adds is read before anything is truncated."""
+        topic = unique("newgroup")
+        await client.produce(kafka_server, topic, [None] * 4)
+        await client.commit(kafka_server, unique("billing"), topic, 4)
+        async with consuming(client, kafka_server, topic, 4) as running:
+            first = await adapter.delete(running.messages[1])
+            late = unique("late")
+            await client.commit(kafka_server, late, topic, 2)
+            capped = await adapter.delete(running.messages[3])
+            assert await client.log_range(kafka_server, topic) == (2, 4)
+            await client.commit(kafka_server, late, topic, 4)
+            caught_up = await adapter.delete(running.messages[3])
+
+        assert (first.outcome, first.removed) == (Outcome.DELETED, 2)
+        assert (capped.outcome, capped.removed) == (Outcome.DEFERRED, 0)
+        assert (caught_up.outcome, caught_up.removed) == (Outcome.DELETED, 2)
+        assert await client.log_range(kafka_server, topic) == (4, 4)
+
+    async def test_a_group_whose_coordinator_stopped_is_read_from_its_new_coordinator(
+        self, client: KafkaClient, kafka_cluster: Server
+    ) -> None:
+        """The adapter remembers each group's coordinator between calls; when that broker
+        stops, it finds the broker that took over and reads the group's latest commit there
+        (never taking the unreachable group for one that committed nothing)."""
+        topic, group = unique("moved"), unique("billing")
+        await client.create_topic(kafka_cluster, topic, assignment=[[1, 2, 3]])
+        await client.produce(kafka_cluster, topic, [None] * 4)
+        await client.commit(kafka_cluster, group, topic, 1)
+        adapter = client.adapter()
+        try:
+            async with consuming(client, kafka_cluster, topic, 4) as running:
+                first = await adapter.delete(running.messages[3])
+            # FastStream's consumer has stopped (see KafkaHarness.stop).
+            coordinator = await self.coordinator_of(kafka_cluster, group)
+            await asyncio.to_thread(kafka_cluster.node(coordinator).stop)
+            try:
+                await client.commit(kafka_cluster, group, topic, 2)  # to the new coordinator
+                moved = await adapter.delete(running.messages[3])
+                assert await client.log_range(kafka_cluster, topic) == (2, 4)
+            finally:
+                await asyncio.to_thread(kafka_cluster.node(coordinator).start)
+            await client.commit(kafka_cluster, group, topic, 4)
+            caught_up = await adapter.delete(running.messages[3])
+        finally:
+            await adapter.aclose()
+
+        assert (first.outcome, first.removed) == (Outcome.DEFERRED, 1)
+        assert (moved.outcome, moved.removed) == (Outcome.DEFERRED, 1)
+        assert (caught_up.outcome, caught_up.removed) == (Outcome.DELETED, 2)
+        assert await client.log_range(kafka_cluster, topic) == (4, 4)
+
+    async def test_concurrent_calls_are_each_capped_by_the_groups_on_their_own_partitions(
+        self, client: KafkaClient, kafka_server: Server, adapter: Any
+    ) -> None:
+        """Calls in flight together share one read of the groups (of all their partitions);
+        each is capped by the commits on its own partitions."""
+        first, second, group = unique("concurrent"), unique("concurrent"), unique("billing")
+        for topic, key, committed in ((first, b"a", 1), (second, b"b", 2)):
+            await client.produce(kafka_server, topic, [key] * 4)
+            await client.commit(kafka_server, group, topic, committed)
+        async with consuming(client, kafka_server, [first, second], 8) as running:
+            last = {
+                client.records_of(m)[0][2]: m
+                for m in running.messages
+                if client.records_of(m)[0][1] == 3
+            }
+            capped = await asyncio.gather(adapter.delete(last[b"a"]), adapter.delete(last[b"b"]))
+
+        assert [(r.outcome, r.removed) for r in capped] == [
+            (Outcome.DEFERRED, 1),
+            (Outcome.DEFERRED, 2),
+        ]
+        assert await client.log_range(kafka_server, first) == (1, 4)
+        assert await client.log_range(kafka_server, second) == (2, 4)
+
+    async def test_the_groups_are_read_on_a_partition_the_previous_call_did_not_touch(
+        self, client: KafkaClient, kafka_server: Server, adapter: Any
+    ) -> None:
+        """The offsets read while the groups are listed are those of the partitions the
+        previous call asked for; a call on others reads theirs before truncating."""
+        first, second, group = unique("touched"), unique("untouched"), unique("billing")
+        for topic, key, committed in ((first, b"a", 4), (second, b"b", 1)):
+            await client.produce(kafka_server, topic, [key] * 4)
+            await client.commit(kafka_server, group, topic, committed)
+        async with consuming(client, kafka_server, [first, second], 8) as running:
+            last = {
+                client.records_of(m)[0][2]: m
+                for m in running.messages
+                if client.records_of(m)[0][1] == 3
+            }
+            deleted = await adapter.delete(last[b"a"])
+            capped = await adapter.delete(last[b"b"])
+
+        assert (deleted.outcome, deleted.removed) == (Outcome.DELETED, 4)
+        assert (capped.outcome, capped.removed) == (Outcome.DEFERRED, 1)
+        assert await client.log_range(kafka_server, second) == (1, 4)
+
+    async def test_each_call_after_the_groups_listing_sends_one_request_per_partition_leader(
+        self, client: KafkaClient, kafka_cluster: Server, adapter: Any
+    ) -> None:
+        """From the second call on, the Metadata sent with the groups' listing gives the
+        partition leaders (aiokafka), where the first call looked them up itself."""
+        topic = unique("leaders")
+        await client.create_topic(kafka_cluster, topic, assignment=[[1, 2], [2, 3], [3, 1]])
+        for partition in range(3):
+            await client.produce(kafka_cluster, topic, [None] * 3, partition=partition)
+        async with consuming(client, kafka_cluster, topic, 9) as running:
+            by_offset: dict[int, list[Any]] = {}
+            for message in running.messages:
+                by_offset.setdefault(client.records_of(message)[0][1], []).append(message)
+            first = await adapter.delete_many(by_offset[0])
+            second = await adapter.delete_many(by_offset[1])
+
+        assert all((r.outcome, r.removed) == (Outcome.DELETED, 1) for r in first + second)
+        for partition in range(3):
+            assert await client.log_range(kafka_cluster, topic, partition) == (2, 3)
+            assert deletion_requests(kafka_cluster, Partition(topic, partition)) == 2

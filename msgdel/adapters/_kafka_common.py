@@ -61,18 +61,31 @@ class Backend(Protocol):
     async def log_starts(self, tps: Sequence[TP]) -> dict[TP, int]:
         """Each partition's current log start offset (low watermark)."""
 
-    async def delete_records(self, points: dict[TP, int]) -> dict[TP, int | MsgdelError]:
+    async def delete_records(
+        self, points: dict[TP, int], since: float
+    ) -> dict[TP, int | MsgdelError]:
         """DeleteRecords before ``points[tp]``, one request per leader: each partition's new
-        low watermark, or the error its leader answered for that partition alone.
+        low watermark, or the error its leader answered for that partition alone. Partition
+        leaders learnt after ``since`` (the event-loop time the call began) may route it.
 
         Raises (msgdel errors) only when nothing can have been deleted; a retriable failure,
         raised or per partition, is ``DeletionFailed(retryable=True)``.
         """
 
-    async def committed_floor(self, tps: Sequence[TP], exclude: str | None) -> dict[TP, int]:
-        """The lowest offset committed on each partition by any group but ``exclude``.
+    @property
+    def group_reads(self) -> GroupReads:
+        """The cluster's reads of its consumer groups' offsets (one per cluster, shared by
+        its backends)."""
 
-        Partitions on which no such group committed are absent.
+    async def list_groups(self) -> list[str]:
+        """Every consumer group the cluster knows now: one ListGroups to each of its brokers."""
+
+    async def committed(self, groups: Sequence[str], tps: Sequence[TP]) -> dict[str, dict[TP, int]]:
+        """The offset each of ``groups`` has committed on each partition, read now.
+
+        A partition on which a group committed nothing is absent from its answer; a group
+        that does not exist committed nothing. Raises (msgdel errors) unless every group's
+        offsets were read.
         """
 
     async def cleanup_policy(self, topic: str) -> str:
@@ -85,6 +98,13 @@ class Backend(Protocol):
         Raises (msgdel errors) only when nothing can have been sent (no producer).
         """
 
+
+RECENT = 30.0
+"""Seconds for which a partition a call asked for is among those a group read fetches early."""
+
+YIELD_EVERY = 32
+"""Messages a batch prepares between two turns of the event loop, which gives the requests
+already started (the other groups' offsets) their turn to be sent and answered."""
 
 DEFAULT_TIMEOUT = 15.0
 """Seconds one ``delete``/``delete_many`` waits for the cluster, retries included."""
@@ -101,8 +121,22 @@ class Deadline:
     def after(cls, timeout: float) -> Deadline:
         return cls(asyncio.get_running_loop().time() + timeout, timeout)
 
+    @property
+    def began(self) -> float:
+        """The event-loop time the call began."""
+        return self.at - self.timeout
+
     def remaining(self) -> float:
         return self.at - asyncio.get_running_loop().time()
+
+
+def _timed_out(deadline: Deadline, exc: BaseException) -> DeletionFailed:
+    return DeletionFailed(
+        f"Kafka did not answer within {deadline.timeout:g}s; retrying can succeed once "
+        "the cluster is reachable (a slow cluster needs a larger adapter timeout=)",
+        retryable=True,
+        cause=exc,
+    )
 
 
 async def with_retries(call: Callable[[], Awaitable[T]], deadline: Deadline) -> T:
@@ -125,12 +159,7 @@ async def with_retries(call: Callable[[], Awaitable[T]], deadline: Deadline) -> 
                 raise asyncio.TimeoutError
             return await asyncio.wait_for(call(), remaining)
         except asyncio.TimeoutError as exc:
-            raise DeletionFailed(
-                f"Kafka did not answer within {deadline.timeout:g}s; retrying can succeed once "
-                "the cluster is reachable (a slow cluster needs a larger adapter timeout=)",
-                retryable=True,
-                cause=exc,
-            ) from exc
+            raise _timed_out(deadline, exc) from exc
         except DeletionFailed as exc:
             delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
             attempt += 1
@@ -177,6 +206,158 @@ async def settle_each(
         except MsgdelError as exc:
             settled.update(dict.fromkeys(pending, exc))
     return settled
+
+
+async def gather_all(*calls: Awaitable[Any]) -> list[Any]:
+    """Await every call concurrently; when one fails, cancel the others and raise its error."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def lower(floor: dict[TP, int], offsets: dict[TP, int]) -> dict[TP, int]:
+    """``floor`` lowered, partition by partition, to ``offsets`` where they are lower."""
+    for tp, offset in offsets.items():
+        floor[tp] = min(floor.get(tp, offset), offset)
+    return floor
+
+
+@attrs.frozen
+class Listing:
+    """What one read of a cluster's consumer groups found."""
+
+    groups: frozenset[str]
+    """Every group the cluster listed."""
+    offsets: dict[str, dict[TP, int]]
+    """The offsets read with the listing: for each group listed on the read before, its
+    commits on :attr:`partitions` (a partition it committed nothing on is absent)."""
+    partitions: frozenset[TP]
+
+
+@attrs.define
+class _Read:
+    """One read of the groups, and the deadline of the calls that joined it."""
+
+    backend: Backend
+    deadline: Deadline
+    done: asyncio.Future[Listing]
+
+
+class GroupReads:
+    """Reads a cluster's consumer groups and their committed offsets for the calls on it.
+
+    A call joins a read as it begins (:meth:`join`) and never gets offsets read before that:
+    it joins the next read to start, never one in flight. One read runs at a time per
+    cluster; the calls that arrive meanwhile (a Batcher's concurrent flushes) share the next.
+    A read lists the groups (ListGroups) and, in flight together, fetches the offsets of the
+    groups the previous listing returned on the partitions calls asked for lately (an
+    offset read a moment earlier is never higher: committed offsets only move forward). Each
+    call then fetches what the read left out (:meth:`floor`): the groups the listing added,
+    and its partitions the read did not cover. A group created after its broker answered the
+    ListGroups is not seen: the same race as a group created just after the DeleteRecords.
+    """
+
+    def __init__(self) -> None:
+        self.seen: frozenset[str] = frozenset()
+        """The groups the latest listing returned (empty before the first)."""
+        self.partitions: frozenset[TP] = frozenset()
+        """The partitions the latest read fetched offsets on."""
+        self._asked: dict[TP, float] = {}
+        """When a call last asked for each partition (event-loop time)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: asyncio.Task[None] | None = None
+        self._next: _Read | None = None
+
+    def join(self, backend: Backend, deadline: Deadline) -> asyncio.Future[Listing]:
+        """Join the next read to start (now, when none is in flight), for :meth:`floor`."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # first use, or a new event loop: nothing carries over
+            self._loop, self._running, self._next = loop, None, None
+        read = self._next
+        if read is None:
+            read = self._next = _Read(backend, deadline, loop.create_future())
+            read.done.add_done_callback(_retrieve)
+        if deadline.at > read.deadline.at:
+            read.deadline = deadline
+        if self._running is None:
+            self._start()
+        return read.done
+
+    async def floor(
+        self,
+        joined: asyncio.Future[Listing],
+        backend: Backend,
+        tps: Sequence[TP],
+        deadline: Deadline,
+    ) -> dict[TP, int]:
+        """The lowest offset committed on each of ``tps`` by any group the joined read listed
+        but the backend's own; partitions no such group committed on are absent."""
+        self._asked.update(dict.fromkeys(tps, asyncio.get_running_loop().time()))
+        try:
+            listing = await asyncio.wait_for(asyncio.shield(joined), deadline.remaining())
+        except asyncio.TimeoutError as exc:
+            raise _timed_out(deadline, exc) from exc
+        offsets = {group: dict(committed) for group, committed in listing.offsets.items()}
+        new = [g for g in sorted(listing.groups) if g not in offsets]
+        uncovered = [tp for tp in tps if tp not in listing.partitions]
+        fetches = []
+        if new:
+            fetches.append(with_retries(lambda: backend.committed(new, tps), deadline))
+        if uncovered and offsets:
+            old = list(offsets)
+            fetches.append(with_retries(lambda: backend.committed(old, uncovered), deadline))
+        for fetched in await gather_all(*fetches):
+            for group, committed in fetched.items():
+                offsets.setdefault(group, {}).update(committed)
+        floor: dict[TP, int] = {}
+        for group, committed in offsets.items():
+            if group != backend.group_id:
+                lower(floor, {tp: committed[tp] for tp in tps if tp in committed})
+        return floor
+
+    def _start(self) -> None:
+        read, self._next = self._next, None
+        if read is not None:
+            self._running = asyncio.get_running_loop().create_task(self._run(read))
+
+    async def _run(self, read: _Read) -> None:
+        try:
+            read.done.set_result(await self._read(read.backend, read.deadline))
+        except Exception as exc:
+            read.done.set_exception(exc)
+        except BaseException:  # cancelled (the event loop is closing): fail its calls
+            read.done.set_exception(
+                DeletionFailed("reading the consumer groups was cancelled", retryable=True)
+            )
+            raise
+        finally:
+            self._running = None
+            self._start()
+
+    async def _read(self, backend: Backend, deadline: Deadline) -> Listing:
+        seen = sorted(self.seen)
+        recent = asyncio.get_running_loop().time() - RECENT
+        self._asked = {tp: at for tp, at in self._asked.items() if at >= recent}
+        tps = sorted(self._asked)
+        listing = with_retries(backend.list_groups, deadline)
+        if seen and tps:
+            early = with_retries(lambda: backend.committed(seen, tps), deadline)
+            listed, offsets = await gather_all(listing, early)
+        else:
+            listed, offsets, tps = await listing, {}, []
+        self.seen, self.partitions = frozenset(listed), frozenset(tps)
+        return Listing(self.seen, offsets, self.partitions)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a shared read's error as seen, also when every call waiting for it has gone."""
+    if not future.cancelled():
+        future.exception()
 
 
 def target_of(records: Sequence[Record]) -> str:
@@ -251,7 +432,12 @@ class KafkaFamilyAdapter(BaseAdapter):
         """
         outcomes: list[DeleteResult | MsgdelError | None] = [None] * len(messages)
         groups: dict[int, tuple[Backend, Work]] = {}
+        deadline = Deadline.after(self.timeout)
+        reads: dict[int, asyncio.Future[Listing]] = {}
+        protect = self.protect_groups and self.strategy == "truncate"
         for index, message in enumerate(messages):
+            if reads and index % YIELD_EVERY == 1:
+                await asyncio.sleep(0)  # the group reads started below send and read meanwhile
             try:
                 records = self.records(message)
                 backend = self.backend(message)
@@ -263,11 +449,18 @@ class KafkaFamilyAdapter(BaseAdapter):
             if backend is None:
                 outcomes[index] = self._result(records, Outcome.SKIPPED, 0)
                 continue
-            groups.setdefault(id(backend), (backend, []))[1].append((index, records))
+            key = id(backend)
+            if key not in groups:
+                groups[key] = (backend, [])
+                if protect:  # read the other groups while the rest of the batch is prepared
+                    reads[key] = backend.group_reads.join(backend, deadline)
+            groups[key][1].append((index, records))
         if groups:
-            deadline = Deadline.after(self.timeout)
             done = await asyncio.gather(
-                *(self._settle(backend, work, deadline) for backend, work in groups.values()),
+                *(
+                    self._settle(backend, work, deadline, reads.get(key))
+                    for key, (backend, work) in groups.items()
+                ),
                 return_exceptions=True,
             )
             for answer in done:
@@ -277,16 +470,29 @@ class KafkaFamilyAdapter(BaseAdapter):
                     outcomes[index] = outcome
         return [o for o in outcomes if o is not None]
 
-    async def _settle(self, backend: Backend, work: Work, deadline: Deadline) -> Outcomes:
+    async def _settle(
+        self,
+        backend: Backend,
+        work: Work,
+        deadline: Deadline,
+        joined: asyncio.Future[Listing] | None,
+    ) -> Outcomes:
         """The outcomes of one backend's messages; its failure is theirs alone."""
-        run = self._truncate if self.strategy == "truncate" else self._tombstone
         try:
-            return await run(backend, work, deadline)
+            if self.strategy == "truncate":
+                return await self._truncate(backend, work, deadline, joined)
+            return await self._tombstone(backend, work, deadline)
         except MsgdelError as exc:
             return [(index, exc) for index, _ in work]
 
     # -- truncate ---------------------------------------------------------------------------
-    async def _truncate(self, backend: Backend, work: Work, deadline: Deadline) -> Outcomes:
+    async def _truncate(
+        self,
+        backend: Backend,
+        work: Work,
+        deadline: Deadline,
+        joined: asyncio.Future[Listing] | None,
+    ) -> Outcomes:
         wanted: dict[TP, int] = {}
         for _, records in work:
             for r in records:
@@ -294,18 +500,18 @@ class KafkaFamilyAdapter(BaseAdapter):
         tps = list(wanted)
         points = dict(wanted)
         starts = with_retries(lambda: backend.log_starts(tps), deadline)
-        if self.protect_groups:  # both reads in flight together
-            floor, old = await asyncio.gather(
-                with_retries(lambda: backend.committed_floor(tps, backend.group_id), deadline),
-                starts,
-            )
+        if joined is not None:  # both reads in flight together
+            reads = backend.group_reads
+            floor, old = await gather_all(reads.floor(joined, backend, tps, deadline), starts)
             for tp, committed in floor.items():
                 points[tp] = min(points[tp], committed)
         else:
             old = await starts
         send = {tp: point for tp, point in points.items() if point > old[tp]}
         answers = await settle_each(
-            lambda part: backend.delete_records({tp: send[tp] for tp in part}), list(send), deadline
+            lambda part: backend.delete_records({tp: send[tp] for tp in part}, deadline.began),
+            list(send),
+            deadline,
         )
         new = dict(old)
         failed: dict[TP, MsgdelError] = {}

@@ -29,6 +29,7 @@ from msgdel.adapters._kafka_common import (
     DEFAULT_TIMEOUT,
     TP,
     Backend,
+    GroupReads,
     KafkaFamilyAdapter,
     Record,
     Strategy,
@@ -102,6 +103,9 @@ def translate(exc: BaseException, doing: str) -> MsgdelError:
             KafkaError.REQUEST_TIMED_OUT,
             KafkaError.NOT_CONTROLLER,
             KafkaError._NOENT,  # "no leaders found": metadata not refreshed after a restart
+            KafkaError.COORDINATOR_LOAD_IN_PROGRESS,  # a group coordinator just (re)started
+            KafkaError.COORDINATOR_NOT_AVAILABLE,
+            KafkaError.NOT_COORDINATOR,
         )
         return DeletionFailed(
             f"Kafka could not {doing} ({error.name()}: {error.str()})"
@@ -141,6 +145,7 @@ class _Connection:
         self.config = config
         self.admin: Any = admin or AdminClient(config)
         self.producer: Any = None
+        self.group_reads = GroupReads()
         self._lock = threading.Lock()
 
     def get_producer(self) -> Any:
@@ -198,7 +203,9 @@ class _ConfluentBackend:
             )
         return starts
 
-    async def delete_records(self, points: dict[TP, int]) -> dict[TP, int | MsgdelError]:
+    async def delete_records(
+        self, points: dict[TP, int], since: float
+    ) -> dict[TP, int | MsgdelError]:
         request = [TopicPartition(t, p, point) for (t, p), point in points.items()]
         try:
             # librdkafka sends one request per leader and answers each partition on its own.
@@ -216,33 +223,55 @@ class _ConfluentBackend:
                 answers[tp.topic, tp.partition] = int(done.low_watermark)
         return answers
 
-    async def committed_floor(self, tps: Sequence[TP], exclude: str | None) -> dict[TP, int]:
+    @property
+    def group_reads(self) -> GroupReads:
+        return self.connection.group_reads
+
+    async def list_groups(self) -> list[str]:
+        """One ListConsumerGroups (librdkafka asks every broker it knows); a broker that did
+        not answer fails the listing (its groups are unknown), and when it stopped, the
+        retry asks the brokers of fresh metadata."""
+        try:
+            listed = await asyncio.wrap_future(
+                self.admin.list_consumer_groups(request_timeout=ATTEMPT_TIMEOUT)
+            )
+            for error in listed.errors or ():
+                raise error if isinstance(error, BaseException) else KafkaException(error)
+        except Exception as exc:
+            self.connection.renew_admin_after(exc)
+            raise translate(exc, "list the consumer groups") from exc
+        return [str(g.group_id) for g in listed.valid or ()]
+
+    async def committed(self, groups: Sequence[str], tps: Sequence[TP]) -> dict[str, dict[TP, int]]:
+        """One OffsetFetch per group (librdkafka takes one group per request, and caches
+        each group's coordinator), all in flight at once."""
         from confluent_kafka import ConsumerGroupTopicPartitions
 
         wanted = [TopicPartition(t, p) for t, p in tps]
-        floor: dict[TP, int] = {}
+        offsets: dict[str, dict[TP, int]] = {}
         try:
-            listed = await asyncio.wrap_future(self.admin.list_consumer_groups())
-            groups = [g.group_id for g in listed.valid if g.group_id != exclude]
-            # librdkafka takes one group per request: all of them in flight at once
             answers = await asyncio.gather(
                 *(
                     _all(
                         self.admin.list_consumer_group_offsets(
-                            [ConsumerGroupTopicPartitions(group, wanted)]
+                            [ConsumerGroupTopicPartitions(group, wanted)],
+                            request_timeout=ATTEMPT_TIMEOUT,
                         )
                     )
                     for group in groups
                 )
             )
             for group, answer in zip(groups, answers):
+                committed = offsets[group] = {}
                 for tp in answer[group].topic_partitions:
+                    if tp.error is not None:
+                        raise KafkaException(tp.error)
                     if tp.offset >= 0 and tp.offset != _NO_OFFSET:
-                        key = (tp.topic, tp.partition)
-                        floor[key] = min(floor.get(key, tp.offset), tp.offset)
+                        committed[tp.topic, tp.partition] = tp.offset
         except Exception as exc:
+            self.connection.renew_admin_after(exc)
             raise translate(exc, "read the consumer groups' committed offsets") from exc
-        return floor
+        return offsets
 
     async def cleanup_policy(self, topic: str) -> str:
         resource = ConfigResource(ResourceType.TOPIC, topic)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from msgdel.adapters._kafka_common import (
     DEFAULT_TIMEOUT,
     TP,
     Backend,
+    GroupReads,
     KafkaFamilyAdapter,
     Record,
     Strategy,
@@ -36,6 +38,20 @@ from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, Unsupported
 
 DELETE_RECORDS_VERSION = (0, 11)
 """First aiokafka release whose admin client has ``delete_records``."""
+
+_COORDINATOR_MOVED = (
+    kafka_errors.GroupLoadInProgressError,  # COORDINATOR_LOAD_IN_PROGRESS
+    kafka_errors.GroupCoordinatorNotAvailableError,  # COORDINATOR_NOT_AVAILABLE
+    kafka_errors.NotCoordinatorForGroupError,  # NOT_COORDINATOR
+)
+"""Answers after which a group's coordinator is looked up again."""
+_UNREACHABLE = (
+    kafka_errors.NodeNotReadyError,
+    kafka_errors.KafkaConnectionError,
+    kafka_errors.RequestTimedOutError,
+    asyncio.TimeoutError,
+    OSError,
+)
 
 _SETTINGS = (
     "security_protocol",
@@ -106,6 +122,197 @@ def translate(exc: BaseException, doing: str) -> MsgdelError:
     )
 
 
+def _uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _compact_string(text: str) -> bytes:
+    raw = text.encode()
+    return _uvarint(len(raw) + 1) + raw
+
+
+class _Reader:
+    """Reads the fields of a flexible-version Kafka response from its bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at = 0
+
+    def fixed(self, layout: struct.Struct) -> tuple[Any, ...]:
+        values = layout.unpack_from(self.data, self.at)
+        self.at += layout.size
+        return values
+
+    def uvarint(self) -> int:
+        value = shift = 0
+        while True:
+            byte = self.data[self.at]
+            self.at += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    def string(self) -> str | None:
+        size = self.uvarint() - 1
+        if size < 0:
+            return None
+        self.at += size
+        return self.data[self.at - size : self.at].decode()
+
+    def skip_tags(self) -> dict[int, bytes]:
+        for _ in range(self.uvarint()):
+            self.uvarint()  # the tag
+            self.at += self.uvarint()
+        return {}
+
+
+_INT32 = struct.Struct(">i")
+_INT16 = struct.Struct(">h")
+_PARTITION = struct.Struct(">iqi")  # partition_index, committed_offset, committed_leader_epoch
+
+
+def _multi_group_offset_fetch() -> Any:
+    """The ``Request`` of an OffsetFetch v8 (KIP-709: many groups in one request, Kafka 3.0+),
+    built on aiokafka's protocol classes; ``None`` where aiokafka has no request builders
+    (before 0.13), which then sends one request per group.
+
+    The schemas say what goes on the wire; ``encode`` and ``decode`` are written out by hand
+    (aiokafka's generic codec spent milliseconds per call on a few hundred groups): the
+    topics block, the same for every group, is encoded once.
+    """
+    try:
+        from aiokafka.protocol.api import Request, RequestStruct, Response
+        from aiokafka.protocol.types import (
+            Boolean,
+            CompactArray,
+            CompactString,
+            Int16,
+            Int32,
+            Int64,
+            Schema,
+            TaggedFields,
+        )
+    except ImportError:  # pragma: no cover - aiokafka < 0.13
+        return None
+    if not hasattr(Request, "prepare"):  # pragma: no cover - aiokafka < 0.13
+        return None
+
+    class OffsetFetchResponseV8(Response):  # type: ignore[misc]
+        API_KEY = 9
+        API_VERSION = 8
+        SCHEMA = Schema(
+            ("throttle_time_ms", Int32),
+            ("groups", CompactArray(
+                ("group_id", CompactString("utf-8")),
+                ("topics", CompactArray(
+                    ("name", CompactString("utf-8")),
+                    ("partitions", CompactArray(
+                        ("partition_index", Int32),
+                        ("committed_offset", Int64),
+                        ("committed_leader_epoch", Int32),
+                        ("metadata", CompactString("utf-8")),
+                        ("error_code", Int16),
+                        ("tags", TaggedFields),
+                    )),
+                    ("tags", TaggedFields),
+                )),
+                ("error_code", Int16),
+                ("tags", TaggedFields),
+            )),
+            ("tags", TaggedFields),
+        )  # fmt: skip
+
+        @classmethod
+        def decode(cls, data: Any) -> Any:
+            read = _Reader(data if isinstance(data, bytes) else data.read())
+            (throttle,) = read.fixed(_INT32)
+            groups = []
+            for _ in range(read.uvarint() - 1):
+                group = read.string()
+                topics = []
+                for _ in range(read.uvarint() - 1):
+                    name = read.string()
+                    partitions = []
+                    for _ in range(read.uvarint() - 1):
+                        index, offset, epoch = read.fixed(_PARTITION)
+                        metadata = read.string()
+                        (code,) = read.fixed(_INT16)
+                        partitions.append((index, offset, epoch, metadata, code, read.skip_tags()))
+                    topics.append((name, partitions, read.skip_tags()))
+                (code,) = read.fixed(_INT16)
+                groups.append((group, topics, code, read.skip_tags()))
+            return cls(throttle, groups, read.skip_tags())
+
+    class OffsetFetchRequestV8(RequestStruct):  # type: ignore[misc]
+        FLEXIBLE_VERSION = True
+        API_KEY = 9
+        API_VERSION = 8
+        RESPONSE_TYPE = OffsetFetchResponseV8
+        SCHEMA = Schema(
+            ("groups", CompactArray(
+                ("group_id", CompactString("utf-8")),
+                ("topics", CompactArray(
+                    ("name", CompactString("utf-8")),
+                    ("partition_indexes", CompactArray(Int32)),
+                    ("tags", TaggedFields),
+                )),
+                ("tags", TaggedFields),
+            )),
+            ("require_stable", Boolean),
+            ("tags", TaggedFields),
+        )  # fmt: skip
+
+        def encode(self) -> bytes:
+            groups = self.groups
+            topics = groups[0][1] if groups else []
+            block = _uvarint(len(topics) + 1) + b"".join(
+                _compact_string(name)
+                + _uvarint(len(parts) + 1)
+                + b"".join(_INT32.pack(p) for p in parts)
+                + b"\x00"  # no tagged fields
+                for name, parts, _ in topics
+            )
+            body = b"".join(_compact_string(group) + block + b"\x00" for group, _, _ in groups)
+            return _uvarint(len(groups) + 1) + body + b"\x00\x00"  # require_stable false, tags
+
+    class MultiGroupOffsetFetch(Request[OffsetFetchRequestV8]):  # type: ignore[misc]
+        """OffsetFetch v8 of the same partitions for each of ``groups``."""
+
+        API_KEY = 9
+
+        def __init__(self, groups: Sequence[str], tps: Sequence[TP]) -> None:
+            by_topic: dict[str, list[int]] = {}
+            for topic, partition in tps:
+                by_topic.setdefault(topic, []).append(partition)
+            no_tags: dict[int, bytes] = {}
+            topics = [(topic, parts, no_tags) for topic, parts in by_topic.items()]
+            self.groups = [(group, topics, no_tags) for group in groups]
+
+        def build(self, request_struct_class: Any) -> Any:
+            return request_struct_class(self.groups, False, {})
+
+    return MultiGroupOffsetFetch
+
+
+MultiGroupOffsetFetch = _multi_group_offset_fetch()
+
+
+def _leaders_of(topics: Sequence[Any]) -> dict[TP, int]:
+    """Each partition's leader (-1: none right now) in a Metadata answer's topics."""
+    return {
+        (str(t["topic"]), int(p["partition"])): int(p["leader"])
+        for t in topics
+        if not t["error_code"]
+        for p in t["partitions"]
+    }
+
+
 async def _started(start: Awaitable[Any], close: Callable[[], Awaitable[Any]]) -> None:
     """Await a client's ``start``; close the client when it fails or is cancelled (no leak)."""
     try:
@@ -125,6 +332,16 @@ class _Connection:
         self.admin: Any = None
         self.producer: Any = None
         self.offsets: Any = None
+        self.coordinators: dict[str, int] = {}
+        """Each consumer group's coordinator (a broker id), as last found."""
+        self.group_reads = GroupReads()
+        self.topics: set[str] = set()
+        """The topics of the latest DeleteRecords (whose leaders the group listing reads)."""
+        self.leaders: dict[TP, int] = {}
+        self.leaders_at = float("-inf")
+        """The event-loop time at which :attr:`leaders` was asked for."""
+        self.single_group_nodes: set[int] = set()
+        """Brokers that answered that they have no OffsetFetch v8 (Kafka before 3.0)."""
         self._lock = asyncio.Lock()
 
     async def get_admin(self) -> Any:
@@ -186,10 +403,13 @@ class _AiokafkaBackend:
             raise translate(exc, "read the log start offsets") from exc
         return {(tp.topic, tp.partition): int(offset) for tp, offset in got.items()}
 
-    async def delete_records(self, points: dict[TP, int]) -> dict[TP, int | MsgdelError]:
+    async def delete_records(
+        self, points: dict[TP, int], since: float
+    ) -> dict[TP, int | MsgdelError]:
+        self.connection.topics = {topic for topic, _ in points}
         try:
             admin = await self.connection.get_admin()
-            leaders = await self._leaders(admin, points)
+            leaders = await self._leaders(admin, points, since)
         except Exception as exc:
             raise translate(exc, "find the partition leaders for DeleteRecords") from exc
         answers: dict[TP, int | MsgdelError] = {}
@@ -205,19 +425,21 @@ class _AiokafkaBackend:
                 by_leader.setdefault(leader, {})[tp] = point
         for got in await asyncio.gather(*(self._delete_on(admin, p) for p in by_leader.values())):
             answers.update(got)
+        if any(isinstance(answer, MsgdelError) for answer in answers.values()):
+            self.connection.leaders_at = float("-inf")  # a retry looks the leaders up again
         return answers
 
-    async def _leaders(self, admin: Any, points: dict[TP, int]) -> dict[TP, int]:
-        """Each partition's leader (one metadata request); no lookup for a single partition."""
+    async def _leaders(self, admin: Any, points: dict[TP, int], since: float) -> dict[TP, int]:
+        """Each partition's leader: none needed for a single partition, those of the Metadata
+        the group listing fetched when it came after ``since`` (the call's start) and knows
+        them all, else one Metadata request."""
         if len(points) == 1:
             return dict.fromkeys(points, 0)  # one leader, whichever: the client looks it up
+        known = self.connection.leaders
+        if self.connection.leaders_at >= since and all(known.get(tp, -1) >= 0 for tp in points):
+            return known
         topics = sorted({topic for topic, _ in points})
-        described = await admin.describe_topics(topics)
-        return {
-            (str(t["topic"]), int(p["partition"])): int(p["leader"])
-            for t in described
-            for p in t["partitions"]
-        }
+        return _leaders_of(await admin.describe_topics(topics))
 
     async def _delete_on(self, admin: Any, points: dict[TP, int]) -> dict[TP, int | MsgdelError]:
         """One DeleteRecords request (the partitions of one leader).
@@ -243,29 +465,132 @@ class _AiokafkaBackend:
             }
         return {(tp.topic, tp.partition): int(low) for tp, low in got.items()}
 
-    async def committed_floor(self, tps: Sequence[TP], exclude: str | None) -> dict[TP, int]:
+    @property
+    def group_reads(self) -> GroupReads:
+        return self.connection.group_reads
+
+    async def list_groups(self) -> list[str]:
+        """ListGroups to every broker of the client's metadata, all in flight at once, beside
+        a Metadata request that tells whether a broker joined since (one that did is asked
+        too, after a metadata refresh) and, for the DeleteRecords that follows, the leaders
+        of the topics the latest deletion was on."""
+        from aiokafka.protocol.admin import ListGroupsRequest
+        from aiokafka.protocol.metadata import MetadataRequest
 
         try:
             admin = await self.connection.get_admin()
-            groups = await self.connection_groups(admin)
-            wanted = [TopicPartition(t, p) for t, p in tps]
-            floor: dict[TP, int] = {}
-            others = [g for g in groups if g != exclude]
-            # aiokafka sends one OffsetFetch per group: all of them in flight at once
-            answers = await asyncio.gather(
-                *(admin.list_consumer_group_offsets(g, partitions=wanted) for g in others)
-            )
-            for offsets in answers:
-                for tp, meta in offsets.items():
-                    key = (tp.topic, tp.partition)
-                    if meta.offset >= 0:
-                        floor[key] = min(floor.get(key, meta.offset), meta.offset)
-        except Exception as exc:
-            raise translate(exc, "read the consumer groups' committed offsets") from exc
-        return floor
+            client = admin._client
+            asked = {int(b.nodeId) for b in client.cluster.brokers() if isinstance(b.nodeId, int)}
+            if not asked:
+                return [str(g[0]) for g in await admin.list_consumer_groups()]
 
-    async def connection_groups(self, admin: Any) -> list[str]:
-        return [str(g[0]) for g in await admin.list_consumer_groups()]
+            async def listed(node: int) -> list[str]:
+                response = await client.send(node, ListGroupsRequest())
+                if response.error_code:
+                    raise kafka_errors.for_code(response.error_code)(
+                        f"ListGroups failed on broker {node}"
+                    )
+                return [str(g[0]) for g in response.groups]
+
+            topics = sorted(self.connection.topics)
+            began = asyncio.get_running_loop().time()
+            metadata, *answers = await asyncio.gather(
+                client.send(client.get_random_node(), MetadataRequest(topics, False)),
+                *(listed(node) for node in asked),
+            )
+            described = metadata.to_object()
+            self.connection.leaders = _leaders_of(described["topics"])
+            self.connection.leaders_at = began
+            joined = {int(b["node_id"]) for b in described["brokers"]} - asked
+            if joined:
+                await client.force_metadata_update()
+                answers += await asyncio.gather(*(listed(node) for node in joined))
+        except Exception as exc:
+            raise translate(exc, "list the consumer groups") from exc
+        return [group for answer in answers for group in answer]
+
+    async def committed(self, groups: Sequence[str], tps: Sequence[TP]) -> dict[str, dict[TP, int]]:
+        """One OffsetFetch per coordinator for all its groups (v8; one per group where the
+        broker or aiokafka lacks it), all in flight at once. Coordinators are cached; an
+        answer saying the coordinator moved, or one that cannot be reached, drops the cached
+        one, and the retry finds it again."""
+        coordinators = self.connection.coordinators
+        try:
+            admin = await self.connection.get_admin()
+            missing = [g for g in groups if g not in coordinators]
+            found = await asyncio.gather(*(admin.find_coordinator(g) for g in missing))
+            coordinators.update(zip(missing, (int(node) for node in found)))
+        except Exception as exc:
+            raise translate(exc, "find the consumer groups' coordinators") from exc
+        by_node: dict[int, list[str]] = {}
+        for group in groups:
+            by_node.setdefault(coordinators[group], []).append(group)
+        answers = await asyncio.gather(
+            *(self._committed_on(admin, node, among, tps) for node, among in by_node.items()),
+            return_exceptions=True,
+        )
+        offsets: dict[str, dict[TP, int]] = {}
+        for (node, among), answer in zip(by_node.items(), answers):
+            if isinstance(answer, BaseException):
+                if isinstance(answer, _UNREACHABLE + _COORDINATOR_MOVED):
+                    for group in among:
+                        if coordinators.get(group) == node:
+                            del coordinators[group]
+                if not isinstance(answer, Exception):
+                    raise answer
+                raise translate(answer, "read the consumer groups' committed offsets") from answer
+            offsets.update(answer)
+        return offsets
+
+    async def _committed_on(
+        self, admin: Any, node: int, groups: Sequence[str], tps: Sequence[TP]
+    ) -> dict[str, dict[TP, int]]:
+        """The offsets ``groups`` committed, from their coordinator ``node``: every requested
+        partition answered without error, or an aiokafka error is raised."""
+        answers: list[tuple[str, int, dict[TP, int]]] = []  # (group, error code, offsets)
+        if MultiGroupOffsetFetch is not None and node not in self.connection.single_group_nodes:
+            try:
+                response = await admin._client.send(node, MultiGroupOffsetFetch(groups, tps))
+            except (NotImplementedError, kafka_errors.IncompatibleBrokerVersion):
+                self.connection.single_group_nodes.add(node)  # Kafka < 3.0: no OffsetFetch v8
+            else:
+                for group, topics, error, _ in response.groups:
+                    offsets: dict[TP, int] = {}
+                    for topic, partitions, _ in topics:
+                        for partition, offset, _, _, code, _ in partitions:
+                            if code:
+                                raise kafka_errors.for_code(code)(
+                                    f"OffsetFetch of group {group!r} on {topic}[{partition}]"
+                                )
+                            offsets[topic, partition] = offset
+                    answers.append((str(group), error, offsets))
+        if not answers:
+            wanted = [TopicPartition(t, p) for t, p in tps]
+            for group in groups:
+                # aiokafka drops a group-level error (NOT_COORDINATOR, ...) and answers {}:
+                # the completeness check below turns that into a retry.
+                got = await admin.list_consumer_group_offsets(group, node, partitions=wanted)
+                offsets = {(tp.topic, tp.partition): meta.offset for tp, meta in got.items()}
+                answers.append((group, 0, offsets))
+        committed: dict[str, dict[TP, int]] = {}
+        asked = set(tps)
+        for group, error, offsets in answers:
+            if error == kafka_errors.GroupIdNotFound.errno:
+                committed[group] = {}  # no such group (any more): it committed nothing
+                continue
+            if error:
+                raise kafka_errors.for_code(error)(f"OffsetFetch of group {group!r}")
+            if not asked <= offsets.keys():
+                raise kafka_errors.NotCoordinatorForGroupError(
+                    f"broker {node} answered the OffsetFetch of group {group!r} without "
+                    "every partition asked for"
+                )
+            committed[group] = {tp: offset for tp, offset in offsets.items() if offset >= 0}
+        if not set(groups) <= committed.keys():
+            raise kafka_errors.NotCoordinatorForGroupError(
+                f"broker {node} did not answer the OffsetFetch of every group asked for"
+            )
+        return committed
 
     async def cleanup_policy(self, topic: str) -> str:
 
