@@ -1,9 +1,9 @@
 """What the aiokafka and confluent-kafka adapters share: deletion planning and results.
 
-Kafka cannot delete one record. ``truncate`` moves a partition's log start past the message
+Kafka cannot delete one record. `truncate` moves a partition's log start past the message
 (DeleteRecords, semantics PREFIX) and never further than the message's own offset + 1;
-``tombstone`` writes a null value under the message's key (semantics TOMBSTONE). This module
-decides *what* to ask for and turns the broker's answers into results; a :class:`Backend`
+`tombstone` writes a null value under the message's key (semantics TOMBSTONE). This module
+decides *what* to ask for and turns the broker's answers into results; a `Backend`
 (one per client library) does the I/O. It imports neither client.
 """
 
@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import attrs
 
+from msgdel import _check
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable
 from msgdel.features import Features
 from msgdel.protocol import BaseAdapter
@@ -64,12 +65,12 @@ class Backend(Protocol):
     async def delete_records(
         self, points: dict[TP, int], since: float
     ) -> dict[TP, int | MsgdelError]:
-        """DeleteRecords before ``points[tp]``, one request per leader: each partition's new
+        """DeleteRecords before `points[tp]`, one request per leader: each partition's new
         low watermark, or the error its leader answered for that partition alone. Partition
-        leaders learnt after ``since`` (the event-loop time the call began) may route it.
+        leaders learnt after `since` (the event-loop time the call began) may route it.
 
         Raises (msgdel errors) only when nothing can have been deleted; a retriable failure,
-        raised or per partition, is ``DeletionFailed(retryable=True)``.
+        raised or per partition, is `DeletionFailed(retryable=True)`.
         """
 
     @property
@@ -81,7 +82,7 @@ class Backend(Protocol):
         """Every consumer group the cluster knows now: one ListGroups to each of its brokers."""
 
     async def committed(self, groups: Sequence[str], tps: Sequence[TP]) -> dict[str, dict[TP, int]]:
-        """The offset each of ``groups`` has committed on each partition, read now.
+        """The offset each of `groups` has committed on each partition, read now.
 
         A partition on which a group committed nothing is absent from its answer; a group
         that does not exist committed nothing. Raises (msgdel errors) unless every group's
@@ -89,11 +90,11 @@ class Backend(Protocol):
         """
 
     async def cleanup_policy(self, topic: str) -> str:
-        """The topic's ``cleanup.policy`` (for example ``delete`` or ``compact,delete``)."""
+        """The topic's `cleanup.policy` (for example `delete` or `compact,delete`)."""
 
     async def produce_tombstones(self, records: Sequence[Record]) -> list[MsgdelError | None]:
         """Write a null value under each record's key to its partition, and wait for the acks:
-        one entry per record, ``None`` when acknowledged, else the error of that record alone.
+        one entry per record, `None` when acknowledged, else the error of that record alone.
 
         Raises (msgdel errors) only when nothing can have been sent (no producer).
         """
@@ -107,7 +108,7 @@ YIELD_EVERY = 32
 already started (the other groups' offsets) their turn to be sent and answered."""
 
 DEFAULT_TIMEOUT = 15.0
-"""Seconds one ``delete``/``delete_many`` waits for the cluster, retries included."""
+"""Seconds one `delete`/`delete_many` waits for the cluster, retries included."""
 
 
 @attrs.frozen
@@ -140,10 +141,10 @@ def _timed_out(deadline: Deadline, exc: BaseException) -> DeletionFailed:
 
 
 async def with_retries(call: Callable[[], Awaitable[T]], deadline: Deadline) -> T:
-    """Run ``call``, retrying ``DeletionFailed(retryable=True)`` with backoff until ``deadline``.
+    """Run `call`, retrying `DeletionFailed(retryable=True)` with backoff until `deadline`.
 
-    Every attempt and pause ends by ``deadline``: a request still unanswered then is cancelled
-    and ``DeletionFailed(retryable=True)`` raised, so an unreachable cluster fails in bounded
+    Every attempt and pause ends by `deadline`: a request still unanswered then is cancelled
+    and `DeletionFailed(retryable=True)` raised, so an unreachable cluster fails in bounded
     time instead of waiting for the client's own (much longer) request timeout. A retriable
     failure is retried while a pause still fits before the deadline, then raised as it is
     (also when the pause overran the deadline: the last answer says more than a timeout).
@@ -175,11 +176,11 @@ async def settle_each(
     keys: Sequence[K],
     deadline: Deadline,
 ) -> dict[K, V | MsgdelError]:
-    """An answer for every key: ``call`` on the keys not settled yet, retried (through
-    :func:`with_retries`) while some answer is ``DeletionFailed(retryable=True)``.
+    """An answer for every key: `call` on the keys not settled yet, retried (through
+    `with_retries`) while some answer is `DeletionFailed(retryable=True)`.
 
     A key keeps the first answer that is a value or an error a retry cannot cure; the keys
-    still retriable at the deadline (or when ``call`` itself fails for good) get that error.
+    still retriable at the deadline (or when `call` itself fails for good) get that error.
     """
     settled: dict[K, V | MsgdelError] = {}
     pending = list(keys)
@@ -221,7 +222,7 @@ async def gather_all(*calls: Awaitable[Any]) -> list[Any]:
 
 
 def lower(floor: dict[TP, int], offsets: dict[TP, int]) -> dict[TP, int]:
-    """``floor`` lowered, partition by partition, to ``offsets`` where they are lower."""
+    """`floor` lowered, partition by partition, to `offsets` where they are lower."""
     for tp, offset in offsets.items():
         floor[tp] = min(floor.get(tp, offset), offset)
     return floor
@@ -235,7 +236,7 @@ class Listing:
     """Every group the cluster listed."""
     offsets: dict[str, dict[TP, int]]
     """The offsets read with the listing: for each group listed on the read before, its
-    commits on :attr:`partitions` (a partition it committed nothing on is absent)."""
+    commits on `partitions` (a partition it committed nothing on is absent)."""
     partitions: frozenset[TP]
 
 
@@ -251,13 +252,13 @@ class _Read:
 class GroupReads:
     """Reads a cluster's consumer groups and their committed offsets for the calls on it.
 
-    A call joins a read as it begins (:meth:`join`) and never gets offsets read before that:
+    A call joins a read as it begins (`join`) and never gets offsets read before that:
     it joins the next read to start, never one in flight. One read runs at a time per
     cluster; the calls that arrive meanwhile (a Batcher's concurrent flushes) share the next.
     A read lists the groups (ListGroups) and, in flight together, fetches the offsets of the
     groups the previous listing returned on the partitions calls asked for lately (an
     offset read a moment earlier is never higher: committed offsets only move forward). Each
-    call then fetches what the read left out (:meth:`floor`): the groups the listing added,
+    call then fetches what the read left out (`floor`): the groups the listing added,
     and its partitions the read did not cover. A group created after its broker answered the
     ListGroups is not seen: the same race as a group created just after the DeleteRecords.
     """
@@ -274,7 +275,7 @@ class GroupReads:
         self._next: _Read | None = None
 
     def join(self, backend: Backend, deadline: Deadline) -> asyncio.Future[Listing]:
-        """Join the next read to start (now, when none is in flight), for :meth:`floor`."""
+        """Join the next read to start (now, when none is in flight), for `floor`."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # first use, or a new event loop: nothing carries over
             self._loop, self._running, self._next = loop, None, None
@@ -295,7 +296,7 @@ class GroupReads:
         tps: Sequence[TP],
         deadline: Deadline,
     ) -> dict[TP, int]:
-        """The lowest offset committed on each of ``tps`` by any group the joined read listed
+        """The lowest offset committed on each of `tps` by any group the joined read listed
         but the backend's own; partitions no such group committed on are absent."""
         self._asked.update(dict.fromkeys(tps, asyncio.get_running_loop().time()))
         try:
@@ -361,7 +362,7 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 
 def target_of(records: Sequence[Record]) -> str:
-    """``topic[partition]`` for each partition the records sit on, comma-separated."""
+    """`topic[partition]` for each partition the records sit on, comma-separated."""
     if len(records) == 1:
         return f"{records[0].topic}[{records[0].partition}]"
     seen = dict.fromkeys(r.tp for r in records)
@@ -369,15 +370,15 @@ def target_of(records: Sequence[Record]) -> str:
 
 
 class KafkaFamilyAdapter(BaseAdapter):
-    """The delete logic of both Kafka adapters; subclasses bind messages to a :class:`Backend`.
+    """The delete logic of both Kafka adapters; subclasses bind messages to a `Backend`.
 
-    ``strategy="truncate"`` (semantics PREFIX) or ``"tombstone"`` (semantics TOMBSTONE);
-    by default (``protect_groups=True``) it never truncates past an offset another consumer
-    group of the cluster has not committed yet (outcome ``DEFERRED`` when that caps the
-    deletion; the group that commits last truncates); ``protect_groups=False`` truncates for
-    every group at once. ``timeout`` bounds, in
-    seconds, how long one ``delete``/``delete_many`` waits for the cluster, retries included;
-    past it the call raises ``DeletionFailed(retryable=True)``.
+    `strategy="truncate"` (semantics PREFIX) or `"tombstone"` (semantics TOMBSTONE);
+    by default (`protect_groups=True`) it never truncates past an offset another consumer
+    group of the cluster has not committed yet (outcome `DEFERRED` when that caps the
+    deletion; the group that commits last truncates); `protect_groups=False` truncates for
+    every group at once. `timeout` bounds, in
+    seconds, how long one `delete`/`delete_many` waits for the cluster, retries included;
+    past it the call raises `DeletionFailed(retryable=True)`.
     """
 
     broker = "kafka"
@@ -391,13 +392,9 @@ class KafkaFamilyAdapter(BaseAdapter):
     ) -> None:
         if strategy not in ("truncate", "tombstone"):
             raise ValueError(f"strategy must be 'truncate' or 'tombstone', not {strategy!r}")
-        if not isinstance(protect_groups, bool):
-            raise TypeError(f"protect_groups must be True or False, not {protect_groups!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.strategy = strategy
-        self.protect_groups = protect_groups
-        self.timeout = float(timeout)
+        self.protect_groups = _check.flag("protect_groups", protect_groups)
+        self.timeout = _check.seconds("timeout", timeout, positive=True)
         semantics = Semantics.PREFIX if strategy == "truncate" else Semantics.TOMBSTONE
         # Tombstoning again writes another null value, which Kafka also removes only later.
         repeat = Outcome.ALREADY_GONE if strategy == "truncate" else Outcome.DEFERRED
@@ -413,19 +410,19 @@ class KafkaFamilyAdapter(BaseAdapter):
 
     # -- what subclasses provide -----------------------------------------------------------
     def records(self, message: Any) -> list[Record]:
-        """The records of a single or batch message; ``NotDeletable`` when there are none."""
+        """The records of a single or batch message; `NotDeletable` when there are none."""
         raise NotImplementedError
 
     def backend(self, message: Any) -> Backend | None:
-        """The backend bound to the message's consumer; ``None`` for an in-memory test broker."""
+        """The backend bound to the message's consumer; `None` for an in-memory test broker."""
         raise NotImplementedError
 
     # -- the Deletable protocol ------------------------------------------------------------
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
         """Delete every message; one result or error per message, in input order.
 
-        ``truncate``: one deletion point per partition (the highest offset + 1 among the
-        messages), one DeleteRecords request per partition leader. ``tombstone``: every
+        `truncate`: one deletion point per partition (the highest offset + 1 among the
+        messages), one DeleteRecords request per partition leader. `tombstone`: every
         keyed record gets a tombstone. A message that cannot be addressed (no records, no
         key for a tombstone, no cluster) fails alone; a partition, leader or cluster that
         fails fails only the messages it holds.
@@ -612,7 +609,7 @@ def _require_keys(records: list[Record]) -> None:
 
 
 def raw_records(message: Any) -> tuple[Any, ...]:
-    """The client records a single or batch message holds; ``NotDeletable`` when it holds
+    """The client records a single or batch message holds; `NotDeletable` when it holds
     none (an empty batch, or a message no broker delivered)."""
     raw = getattr(message, "raw_message", None)
     if raw is None:

@@ -1,8 +1,8 @@
-"""Kafka through confluent-kafka (``faststream.confluent``): prefix truncation or tombstones.
+"""Kafka through confluent-kafka (`faststream.confluent`): prefix truncation or tombstones.
 
-Same behaviour as :mod:`msgdel.adapters.kafka`. The admin requests reuse FastStream's own
-``AdminClient`` (the one the consumer holds) when it has one, otherwise one built from the
-consumer's connection settings; tombstones go through one ``Producer`` per cluster. Every
+Same behaviour as [`msgdel.adapters.kafka`][msgdel.adapters.kafka]. The admin requests reuse
+FastStream's own `AdminClient` (the one the consumer holds) when it has one, otherwise one built
+from the consumer's connection settings; tombstones go through one `Producer` per cluster. Every
 blocking confluent-kafka call runs off the event loop (admin futures are awaited, produce and
 flush run in a worker thread).
 """
@@ -16,14 +16,19 @@ import threading
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-import confluent_kafka
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
-    AdminClient,
-    ConfigResource,
-    OffsetSpec,
-    ResourceType,
-)
+try:
+    import confluent_kafka
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AdminClient,
+        ConfigResource,
+        OffsetSpec,
+        ResourceType,
+    )
+except ImportError as exc:  # the extra is not installed
+    from msgdel.adapters._extra import missing
+
+    raise missing("confluent") from exc
 
 from msgdel.adapters._kafka_common import (
     DEFAULT_TIMEOUT,
@@ -39,7 +44,7 @@ from msgdel.compat import is_test_double
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 
 DELETE_RECORDS_VERSION = (2, 5)
-"""First confluent-kafka release with ``AdminClient.delete_records``."""
+"""First confluent-kafka release with `AdminClient.delete_records`."""
 
 _CONNECTION_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "socket.", "client.dns")
 _NO_OFFSET = -1001  # confluent-kafka's OFFSET_INVALID: the group committed nothing here
@@ -59,7 +64,7 @@ _STALE_METADATA = {
 ATTEMPT_TIMEOUT = 3.0
 """Seconds one admin request may take before it fails and is retried with a new client.
 
-Without it librdkafka waits ``socket.timeout.ms`` (60 s) for a partition leader whose broker
+Without it librdkafka waits `socket.timeout.ms` (60 s) for a partition leader whose broker
 stopped, long past the call's deadline, instead of looking up the new leader."""
 T = TypeVar("T")
 
@@ -75,7 +80,7 @@ def connection_config(consumer_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def translate(exc: BaseException, doing: str) -> MsgdelError:
-    """A msgdel error for a confluent-kafka exception raised while ``doing``."""
+    """A msgdel error for a confluent-kafka exception raised while `doing`."""
     error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
     if isinstance(error, KafkaError):
         if error.code() == KafkaError.POLICY_VIOLATION:
@@ -130,7 +135,7 @@ async def _all(futures: dict[Any, concurrent.futures.Future[Any]]) -> dict[Any, 
 
 
 async def _each(futures: dict[Any, concurrent.futures.Future[Any]]) -> dict[Any, Any]:
-    """As :func:`_all`, but every key gets its own value or the exception it failed with."""
+    """As `_all`, but every key gets its own value or the exception it failed with."""
     keys = list(futures)
     values = await asyncio.shield(
         asyncio.gather(*(asyncio.wrap_future(futures[k]) for k in keys), return_exceptions=True)
@@ -157,7 +162,7 @@ class _Connection:
             return self.producer
 
     def renew_admin_after(self, exc: BaseException) -> None:
-        """Replace the admin client when ``exc`` says its cached metadata is stale.
+        """Replace the admin client when `exc` says its cached metadata is stale.
 
         After a broker restart librdkafka's admin client keeps sending the old leader epoch
         (FENCED_LEADER_EPOCH) until its next periodic metadata refresh, minutes later; a new
@@ -173,7 +178,7 @@ class _Connection:
 
 
 class _ConfluentBackend:
-    """The adapter's I/O through one consumer's cluster (see ``Backend``)."""
+    """The adapter's I/O through one consumer's cluster (see `Backend`)."""
 
     def __init__(self, connection: _Connection, group_id: str | None) -> None:
         self.connection = connection
@@ -312,11 +317,11 @@ class _ConfluentBackend:
 
 
 class ConfluentAdapter(KafkaFamilyAdapter):
-    """Deletes ``faststream.confluent`` messages, with the same options as ``KafkaAdapter``.
+    """Deletes `faststream.confluent` messages, with the same options as `KafkaAdapter`.
 
-    ``strategy="truncate"`` (default, semantics PREFIX): DeleteRecords up to the message's
-    offset + 1, never further; ``strategy="tombstone"`` (TOMBSTONE): a null value under the
-    message's key on its partition; ``protect_groups`` caps truncation at the lowest offset
+    `strategy="truncate"` (default, semantics PREFIX): DeleteRecords up to the message's
+    offset + 1, never further; `strategy="tombstone"` (TOMBSTONE): a null value under the
+    message's key on its partition; `protect_groups` caps truncation at the lowest offset
     other consumer groups committed (outcome DEFERRED).
     """
 

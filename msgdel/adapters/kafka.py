@@ -1,27 +1,34 @@
-"""Kafka through aiokafka (``faststream.kafka``): prefix truncation or tombstones.
+"""Kafka through aiokafka (`faststream.kafka`): prefix truncation or tombstones.
 
 The adapter reads the connection settings (bootstrap servers and security) of the consumer
 FastStream bound to the message, opens one admin client (and, for tombstones, one producer) per
-cluster and event loop, and reuses them across calls until :meth:`KafkaAdapter.aclose`.
+cluster and event loop, and reuses them across calls until
+[`KafkaAdapter.aclose`][msgdel.adapters.kafka.KafkaAdapter.aclose].
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import struct
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import aiokafka
-from aiokafka import TopicPartition
-from aiokafka import errors as kafka_errors
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import (
-    ConfigResource,
-    ConfigResourceType,
-)
+try:
+    import aiokafka
+    from aiokafka import TopicPartition
+    from aiokafka import errors as kafka_errors
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import (
+        ConfigResource,
+        ConfigResourceType,
+    )
+except ImportError as exc:  # the extra is not installed
+    from msgdel.adapters._extra import missing
+
+    raise missing("kafka") from exc
 
 from msgdel.adapters._kafka_common import (
     DEFAULT_TIMEOUT,
@@ -37,7 +44,7 @@ from msgdel.compat import is_test_double
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
 
 DELETE_RECORDS_VERSION = (0, 11)
-"""First aiokafka release whose admin client has ``delete_records``."""
+"""First aiokafka release whose admin client has `delete_records`."""
 
 _COORDINATOR_MOVED = (
     kafka_errors.GroupLoadInProgressError,  # COORDINATOR_LOAD_IN_PROGRESS
@@ -65,12 +72,14 @@ _SETTINGS = (
 )
 
 
+@functools.cache
 def aiokafka_version() -> tuple[int, ...]:
+    """The installed aiokafka's (major, minor), read once."""
     return tuple(int(p) for p in aiokafka.__version__.split(".")[:2] if p.isdigit())
 
 
 def connection_settings(consumer: Any) -> dict[str, Any]:
-    """The bootstrap servers and security settings of an ``AIOKafkaConsumer``."""
+    """The bootstrap servers and security settings of an `AIOKafkaConsumer`."""
     client = consumer._client
     settings = {"bootstrap_servers": client._bootstrap_servers}
     for name in _SETTINGS:
@@ -92,7 +101,7 @@ def _settings_key(settings: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def translate(exc: BaseException, doing: str) -> MsgdelError:
-    """A msgdel error for an aiokafka exception raised while ``doing``."""
+    """A msgdel error for an aiokafka exception raised while `doing`."""
     if isinstance(exc, kafka_errors.PolicyViolationError):
         return UnsupportedDeletion(
             f"Kafka refused to {doing}: the topic's policy forbids it ({exc}); a topic with "
@@ -178,11 +187,11 @@ _PARTITION = struct.Struct(">iqi")  # partition_index, committed_offset, committ
 
 
 def _multi_group_offset_fetch() -> Any:
-    """The ``Request`` of an OffsetFetch v8 (KIP-709: many groups in one request, Kafka 3.0+),
-    built on aiokafka's protocol classes; ``None`` where aiokafka has no request builders
+    """The `Request` of an OffsetFetch v8 (KIP-709: many groups in one request, Kafka 3.0+),
+    built on aiokafka's protocol classes; `None` where aiokafka has no request builders
     (before 0.13), which then sends one request per group.
 
-    The schemas say what goes on the wire; ``encode`` and ``decode`` are written out by hand
+    The schemas say what goes on the wire; `encode` and `decode` are written out by hand
     (aiokafka's generic codec spent milliseconds per call on a few hundred groups): the
     topics block, the same for every group, is encoded once.
     """
@@ -282,7 +291,7 @@ def _multi_group_offset_fetch() -> Any:
             return _uvarint(len(groups) + 1) + body + b"\x00\x00"  # require_stable false, tags
 
     class MultiGroupOffsetFetch(Request[OffsetFetchRequestV8]):  # type: ignore[misc]
-        """OffsetFetch v8 of the same partitions for each of ``groups``."""
+        """OffsetFetch v8 of the same partitions for each of `groups`."""
 
         API_KEY = 9
 
@@ -314,7 +323,7 @@ def _leaders_of(topics: Sequence[Any]) -> dict[TP, int]:
 
 
 async def _started(start: Awaitable[Any], close: Callable[[], Awaitable[Any]]) -> None:
-    """Await a client's ``start``; close the client when it fails or is cancelled (no leak)."""
+    """Await a client's `start`; close the client when it fails or is cancelled (no leak)."""
     try:
         await start
     except BaseException:
@@ -339,7 +348,7 @@ class _Connection:
         """The topics of the latest DeleteRecords (whose leaders the group listing reads)."""
         self.leaders: dict[TP, int] = {}
         self.leaders_at = float("-inf")
-        """The event-loop time at which :attr:`leaders` was asked for."""
+        """The event-loop time at which `leaders` was asked for."""
         self.single_group_nodes: set[int] = set()
         """Brokers that answered that they have no OffsetFetch v8 (Kafka before 3.0)."""
         self._lock = asyncio.Lock()
@@ -387,7 +396,7 @@ class _Connection:
 
 
 class _AiokafkaBackend:
-    """The adapter's I/O through one consumer's cluster connection (see ``Backend``)."""
+    """The adapter's I/O through one consumer's cluster connection (see `Backend`)."""
 
     def __init__(self, consumer: Any, connection: _Connection) -> None:
         self.consumer = consumer
@@ -431,7 +440,7 @@ class _AiokafkaBackend:
 
     async def _leaders(self, admin: Any, points: dict[TP, int], since: float) -> dict[TP, int]:
         """Each partition's leader: none needed for a single partition, those of the Metadata
-        the group listing fetched when it came after ``since`` (the call's start) and knows
+        the group listing fetched when it came after `since` (the call's start) and knows
         them all, else one Metadata request."""
         if len(points) == 1:
             return dict.fromkeys(points, 0)  # one leader, whichever: the client looks it up
@@ -545,7 +554,7 @@ class _AiokafkaBackend:
     async def _committed_on(
         self, admin: Any, node: int, groups: Sequence[str], tps: Sequence[TP]
     ) -> dict[str, dict[TP, int]]:
-        """The offsets ``groups`` committed, from their coordinator ``node``: every requested
+        """The offsets `groups` committed, from their coordinator `node`: every requested
         partition answered without error, or an aiokafka error is raised."""
         answers: list[tuple[str, int, dict[TP, int]]] = []  # (group, error code, offsets)
         if MultiGroupOffsetFetch is not None and node not in self.connection.single_group_nodes:
@@ -627,13 +636,13 @@ class _AiokafkaBackend:
 
 
 class KafkaAdapter(KafkaFamilyAdapter):
-    """Deletes ``faststream.kafka`` messages (``KafkaMessage``, ``KafkaAckableMessage``).
+    """Deletes `faststream.kafka` messages (`KafkaMessage`, `KafkaAckableMessage`).
 
-    ``strategy="truncate"`` (default, semantics PREFIX): DeleteRecords up to the message's
-    offset + 1 on its partition leader, never further. ``strategy="tombstone"`` (semantics
+    `strategy="truncate"` (default, semantics PREFIX): DeleteRecords up to the message's
+    offset + 1 on its partition leader, never further. `strategy="tombstone"` (semantics
     TOMBSTONE): a null value under the message's key, on its partition. By default truncation
     is capped at the lowest offset other consumer groups committed (outcome DEFERRED);
-    ``protect_groups=False`` truncates regardless.
+    `protect_groups=False` truncates regardless.
     """
 
     broker = "kafka"

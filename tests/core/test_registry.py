@@ -196,7 +196,14 @@ def test_a_failing_entry_point_is_named_in_the_error(
 
 @pytest.mark.parametrize(
     ("extra", "client"),
-    [("redis", "redis"), ("nats", "nats"), ("rabbit", "aio_pika"), ("mqtt", "zmqtt")],
+    [
+        ("redis", "redis"),
+        ("rabbit", "aio_pika"),
+        ("kafka", "aiokafka"),
+        ("confluent", "confluent_kafka"),
+        ("nats", "nats"),
+        ("mqtt", "zmqtt"),
+    ],
 )
 def test_an_adapter_imported_without_its_client_names_the_extra_to_install(
     extra: str, client: str
