@@ -17,6 +17,7 @@ Works with FastStream 0.6 and 0.7 and every broker that has a msgdel adapter.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
@@ -170,7 +171,7 @@ class DeleteMiddleware:
             batcher = self.batcher
             if batcher is not None and not batcher.closed:
                 future = await batcher.submit(message)
-                future.add_done_callback(_log_failure)
+                future.add_done_callback(functools.partial(_log_failure, message))
                 if self.leave_ack_to_batch and not claims_pending(subscriber):
                     _leave_acknowledgement_to_batch(message, batcher)
             else:  # no batcher, or it was closed at shutdown while handlers still run
@@ -247,12 +248,19 @@ def _leave_acknowledgement_to_batch(message: Any, batcher: Batcher) -> None:
         leave_acknowledgement_to_batch(message)
 
 
-def _log_failure(future: asyncio.Future[DeleteResult]) -> None:
+def _log_failure(message: StreamMessage[Any], future: asyncio.Future[DeleteResult]) -> None:
+    """Log a batched deletion that failed for good, naming the message so it can be found."""
     if not future.cancelled() and (exc := future.exception()) is not None:
         if isinstance(exc, (NotDeletable, UnsupportedDeletion)):
             log.debug("msgdel left a handled message alone: %s", exc)
         else:
-            log.error("msgdel could not delete a handled message: %s", exc, exc_info=exc)
+            log.error(
+                "msgdel could not delete a handled message (message_id=%s): %s",
+                getattr(message, "message_id", None),
+                exc,
+                exc_info=exc,
+                extra={"message_id": getattr(message, "message_id", None)},
+            )
 
 
 class DeleteFunction(Protocol):
