@@ -188,6 +188,7 @@ CORE = "tests/core/test_docs.py"
 REDIS = "tests/redis/test_docs.py"
 RABBIT = "tests/rabbit/test_docs.py"
 KAFKA = "tests/kafka/test_docs.py"
+NATS = "tests/nats/test_docs.py"
 MQTT = "tests/mqtt/test_docs.py"
 OUTBOX = "examples/msgdel-sqlite-outbox/tests/test_conformance.py"  # tox's core envs run it
 
@@ -260,25 +261,18 @@ TABLE: tuple[Entry, ...] = (
           f"{REDIS}::test_the_other_groups_example_deletes_an_entry_another_group_still_needs"),
     Entry("docs/adapters/redis.md", "docs/examples/redis_match_fields.py",
           f"{REDIS}::test_the_match_fields_example_keeps_another_order_under_a_replayed_id"),
-    # docs/adapters/kafka.md (being edited elsewhere)
-    Entry("docs/adapters/kafka.md", 'KafkaBroker("localhost:9092")',
-          pending="the bootstrap server is fixed: read it from an environment variable, "
-          "move it to docs/examples/ and run it in tests/kafka/test_docs.py against "
-          "kafka_server, checking the partition's log start offset"),
+    # docs/adapters/kafka.md
+    Entry("docs/adapters/kafka.md", "docs/examples/kafka_truncate.py",
+          f"{KAFKA}::test_the_example_truncates_the_partition_up_to_each_order_it_handled"),
     Entry("docs/adapters/kafka.md", 'KafkaAdapter("tombstone")',
-          pending="`import msgdel` is missing; needs a complete example (a keyed record "
-          "tombstoned on a compacted topic) and a test in tests/kafka/test_docs.py"),
-    # docs/adapters/nats.md (being edited elsewhere)
-    Entry("docs/adapters/nats.md", 'NatsBroker("nats://localhost:4222")',
-          pending="the server URL is fixed: read it from an environment variable, move it "
-          "to docs/examples/ and run it in tests/nats/test_docs.py against nats_server, "
-          "checking the JetStream stream state"),
+          f"{KAFKA}::test_the_tombstone_block_tombstones_a_keyed_record_on_a_compacted_topic"),
+    # docs/adapters/nats.md
+    Entry("docs/adapters/nats.md", "docs/examples/nats_jetstream.py",
+          f"{NATS}::test_the_example_deletes_each_order_it_handled_from_the_stream"),
     Entry("docs/adapters/nats.md", "erasing = JetStreamAdapter(erase=True)",
-          pending="`import msgdel` is missing; needs a complete example and a test in "
-          "tests/nats/test_docs.py"),
-    Entry("docs/adapters/nats.md", "KeyValueAdapter(broker, purge=True)",
-          pending="`import msgdel` and `broker` are missing; needs a complete example (a KV "
-          "key purged, an object deleted) and a test in tests/nats/test_docs.py"),
+          f"{NATS}::test_the_erase_registration_overwrites_the_payload_a_handler_deletes"),
+    Entry("docs/adapters/nats.md", "docs/examples/nats_kv_outside_handler.py",
+          f"{NATS}::test_the_outside_a_handler_example_purges_the_key_and_deletes_the_object"),
     # docs/observability.md
     Entry("docs/observability.md", "docs/examples/prometheus_metrics.py",
           f"{REDIS}::test_the_prometheus_example_serves_the_deletions_it_counted"),

@@ -13,9 +13,8 @@ import pytest
 
 pytest.importorskip("faststream.mqtt", reason="FastStream 0.6 has no MQTT support")
 
-from faststream.mqtt.message import MQTTMessage
 
-import msgdel
+from tests.default_registry import fresh_default_registry
 from tests.docs_blocks import example, printed
 from tests.eventually import eventually
 from tests.mqtt.helpers import retain, retained
@@ -62,14 +61,15 @@ async def test_the_example_clears_the_retained_config_it_handled(
 
 
 async def test_the_outside_a_handler_example_clears_the_retained_message(
-    mqtt: Any, capsys: pytest.CaptureFixture[str]
+    mqtt: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    registry = fresh_default_registry(monkeypatch)  # the example registers on the default
     await retain(mqtt.port, {"devices/2/config": b"off", "devices/3/status": b"up"})
     try:
         with example("docs/examples/mqtt_outside_handler.py") as program:
             await program.main()
     finally:
-        msgdel.unregister(MQTTMessage)  # the example registered its adapter on the default one
+        await registry.aclose()
     assert printed(capsys.readouterr().out) == ["Outcome.DELETED devices/2/config"]
     assert await retained(mqtt.port, "devices/#") == {"devices/3/status": b"up"}
     await retain(mqtt.port, {"devices/3/status": b""})

@@ -10,9 +10,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from faststream.rabbit.message import RabbitMessage
 
-import msgdel
+from tests.default_registry import fresh_default_registry
 from tests.docs_blocks import example
 from tests.rabbit.harness import drain, drain_bodies, inspecting, queue_depth
 
@@ -51,13 +50,14 @@ async def test_the_manual_example_deletes_debug_messages_and_leaves_the_rest(
 
 
 async def test_the_dead_letter_example_hands_the_deleted_order_to_the_dlx(
-    rabbit: str, capsys: pytest.CaptureFixture[str]
+    rabbit: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    registry = fresh_default_registry(monkeypatch)  # the example registers on the default
     try:
         with example("docs/examples/rabbit_dead_letter.py") as program:
             await program.main()
     finally:
-        msgdel.unregister(RabbitMessage)  # the example registered its adapter on the default one
+        await registry.aclose()
     assert capsys.readouterr().out == "Outcome.DELETED payments\n"
     assert await queue_depth(rabbit, "payments") == 0
     (dead,) = await drain(rabbit, "payments.dead")
