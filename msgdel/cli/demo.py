@@ -256,11 +256,15 @@ async def _interruptible(work: Awaitable[T]) -> T:
         except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not main thread
             pass
     try:
-        return await work
+        result = await work
     except asyncio.CancelledError:
         if interrupted:
             raise Interrupted from None
         raise
+    else:
+        if interrupted:  # the cancellation was absorbed on the way (the work ended anyway)
+            raise Interrupted
+        return result
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
