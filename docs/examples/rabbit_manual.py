@@ -38,7 +38,7 @@ async def main() -> None:
         await broker.publish("debug: cache warmed", queue="audit")
         await broker.publish("login: alice", queue="audit")
         await asyncio.wait_for(both.wait(), 10)
-    print("handled", handled, "- the login record is back in the queue")
+    print("handled", sorted(handled), "- the login record is back in the queue")
 
 
 if __name__ == "__main__":
