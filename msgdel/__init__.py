@@ -3,10 +3,11 @@
 ```python
 result = await msgdel.delete(msg)
 results = await msgdel.delete_many(msgs)
+results = await msgdel.delete_at("redis://localhost", [RedisEntry("orders", "1-0")])
 ```
 """
 
-from msgdel.api import delete, delete_many
+from msgdel.api import delete, delete_at, delete_many
 from msgdel.batcher import Batcher
 from msgdel.errors import (
     AdapterNotFound,
@@ -17,7 +18,7 @@ from msgdel.errors import (
 )
 from msgdel.features import Features
 from msgdel.observe import DeletionReport, Observer
-from msgdel.protocol import BaseAdapter, Deletable
+from msgdel.protocol import AddressDeletable, BaseAdapter, Deletable
 from msgdel.registry import Registry, default_registry, register, unregister
 from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdapterNotFound",
+    "AddressDeletable",
     "BaseAdapter",
     "Batcher",
     "Deletable",
@@ -42,6 +44,7 @@ __all__ = [
     "UnsupportedDeletion",
     "default_registry",
     "delete",
+    "delete_at",
     "delete_many",
     "register",
     "unregister",

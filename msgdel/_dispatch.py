@@ -7,14 +7,15 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 import attrs
 
+from msgdel.address import Address
 from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion, redact
 from msgdel.observe import DeletionReport, Operation
-from msgdel.protocol import Deletable
+from msgdel.protocol import AddressDeletable, Deletable
 from msgdel.registry import Registry, default_registry
 from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
@@ -86,6 +87,11 @@ def check_semantics(adapter: Deletable, require: Semantics | None) -> None:
 
 def resolve(registry: Registry, message: Any, require: Semantics | None) -> Deletable:
     """The adapter of `message`, refused before any I/O when it cannot meet `require`."""
+    if isinstance(message, Address):
+        raise TypeError(
+            f"{message!r} is an address, not a consumed message: delete it with "
+            "msgdel.delete_at(url_or_client, [address])"
+        )
     adapter = registry.resolve(type(message))
     check_semantics(adapter, require)
     return adapter
@@ -110,6 +116,113 @@ def group_by_adapter(
     return list(groups.values())
 
 
+def group_addresses(
+    items: Sequence[Address],
+    registry: Registry,
+    adapter: AddressDeletable | None,
+    require: Semantics | None,
+) -> list[tuple[AddressDeletable, list[int]]]:
+    """Indexes of `items` grouped by the adapter that deletes them (`adapter` for all, when
+    given), in first-seen order; every adapter checked before anything is sent."""
+    brokers = {type(a).broker for a in items}
+    if len(brokers) > 1:
+        raise ValueError(
+            f"delete_at deletes on one broker per call, got addresses of {sorted(brokers)}: "
+            "call it once per broker"
+        )
+    if adapter is not None:
+        _address_adapter(adapter, type(items[0]))
+        check_semantics(adapter, require)
+        return [(adapter, list(range(len(items))))]
+    groups: dict[int, tuple[AddressDeletable, list[int]]] = {}
+    by_type: dict[type, AddressDeletable] = {}
+    for index, address in enumerate(items):
+        cls = type(address)
+        chosen = by_type.get(cls)
+        if chosen is None:
+            chosen = by_type[cls] = _address_adapter(registry.resolve(cls), cls)
+            check_semantics(chosen, require)
+        groups.setdefault(id(chosen), (chosen, []))[1].append(index)
+    return list(groups.values())
+
+
+def _address_adapter(adapter: object, address_type: type) -> AddressDeletable:
+    if not isinstance(adapter, AddressDeletable) or not adapter.features.by_address:
+        raise UnsupportedDeletion(
+            f"{adapter!r} does not delete by address, so it cannot delete a "
+            f"{address_type.__name__}; nothing was sent"
+        )
+    return adapter
+
+
+_UNADDRESSABLE = {
+    "amqp": "RabbitMQ",
+    "amqps": "RabbitMQ",
+}
+
+
+def address_url(connection: object, items: Sequence[Address]) -> str | None:
+    """The URL `connection` is, checked against the addresses' schemes; None for a client."""
+    if not isinstance(connection, str):
+        if connection is None:
+            raise TypeError("connection must be a broker URL or a connected client, got None")
+        return None
+    scheme = connection.partition("://")[0].lower() if "://" in connection else ""
+    if scheme in _UNADDRESSABLE:
+        raise UnsupportedDeletion(
+            "a RabbitMQ queue has no addresses: RabbitMQ cannot remove a given message except "
+            "by consuming and settling it. Delete consumed messages with msgdel.delete(msg) "
+            "(or DeleteMiddleware), or let a dead-letter exchange take rejected ones"
+        )
+    if not items:
+        return connection
+    cls = type(items[0])
+    if scheme not in cls.schemes:
+        expected = ", ".join(f"{s}://" for s in cls.schemes)
+        raise ValueError(
+            f"{cls.__name__} addresses are deleted on a {expected} URL, got "
+            f"{redact(connection)!r}; nothing was sent"
+        )
+    return connection
+
+
+def skipped(adapter: Deletable, address: Address) -> DeleteResult:
+    """The dry run's result for `address`: nothing sent."""
+    return DeleteResult(
+        address.broker, address.target, (address.id,), adapter.features.semantics,
+        Outcome.SKIPPED, 0,
+    )  # fmt: skip
+
+
+async def call_connected(
+    registry: Registry, adapter: AddressDeletable, url: str, addresses: Sequence[Address]
+) -> Outcomes:
+    """[`call_at`][msgdel._dispatch.call_at] on a client opened for `url` and closed after;
+    a client that cannot be opened fails every address with the same error, and one that
+    fails to close changes no outcome (it is logged)."""
+    opened = adapter.connect(url)
+    try:
+        client = await opened.__aenter__()
+    except MsgdelError as exc:
+        return [exc] * len(addresses)
+    except Exception as exc:
+        error = DeletionFailed(
+            f"{adapter!r} could not connect to {redact(url)} ({redact(repr(exc))}); nothing was "
+            "sent, and retrying is safe",
+            retryable=True,
+            cause=exc,
+        )
+        return [error] * len(addresses)
+    try:
+        return await call_at(registry, adapter, client, addresses)
+    finally:
+        try:
+            await opened.__aexit__(None, None, None)
+        except Exception:
+            log.warning("closing the client %s opened for delete_at failed", redact(url),
+                        exc_info=True)  # fmt: skip
+
+
 async def call(
     registry: Registry, adapter: Deletable, messages: Sequence[Any], operation: Operation
 ) -> Outcomes:
@@ -119,11 +232,38 @@ async def call(
     A message given more than once is sent once: its first place gets the adapter's outcome,
     the others what deleting it again reports (the adapter's `repeat` outcome where the first
     deleted it), so nothing is settled or counted twice."""
+    return await _run(registry, adapter, messages, operation, adapter.delete_many, id)
+
+
+async def call_at(
+    registry: Registry, adapter: AddressDeletable, connection: Any, addresses: Sequence[Any]
+) -> Outcomes:
+    """Call `adapter.delete_at(connection, addresses)` with the guarantees of
+    [`call`][msgdel._dispatch.call]; equal addresses count as one."""
+
+    def send(sent: Sequence[Any]) -> Any:
+        return adapter.delete_at(connection, sent)
+
+    return await _run(registry, adapter, addresses, "delete_at", send, _same)
+
+
+def _same(address: Any) -> Any:
+    return address  # addresses are values: equal ones name the same message
+
+
+async def _run(
+    registry: Registry,
+    adapter: Deletable,
+    messages: Sequence[Any],
+    operation: Operation,
+    send: Callable[[Sequence[Any]], Awaitable[object]],
+    identity: Callable[[Any], Hashable],
+) -> Outcomes:
     began = time.perf_counter()
-    places = _places_of_duplicates(messages)
-    sent = messages if places is None else list({id(m): m for m in messages}.values())
+    places = _places_of_duplicates(messages, identity)
+    sent = messages if places is None else list({identity(m): m for m in messages}.values())
     try:
-        got = await adapter.delete_many(sent)
+        got = await send(sent)
     except MsgdelError as exc:
         outcomes: Outcomes = [exc] * len(sent)
     except Exception as exc:
@@ -150,18 +290,20 @@ async def call(
     return outcomes
 
 
-def _places_of_duplicates(messages: Sequence[Any]) -> list[int] | None:
-    """None when every message is a distinct object (the usual case, checked cheaply); else,
-    per message, the index of its first occurrence among the distinct ones, negated minus one
-    for a repeat (`-1 - index`)."""
-    if len(messages) < 2 or len({id(m) for m in messages}) == len(messages):
+def _places_of_duplicates(
+    messages: Sequence[Any], identity: Callable[[Any], Hashable]
+) -> list[int] | None:
+    """None when every message is distinct by `identity` (the usual case, checked cheaply);
+    else, per message, the index of its first occurrence among the distinct ones, negated
+    minus one for a repeat (`-1 - index`)."""
+    if len(messages) < 2 or len({identity(m) for m in messages}) == len(messages):
         return None
-    first: dict[int, int] = {}
+    first: dict[Hashable, int] = {}
     places = []
     for message in messages:
-        index = first.get(id(message))
+        index = first.get(identity(message))
         if index is None:
-            index = first[id(message)] = len(first)
+            index = first[identity(message)] = len(first)
             places.append(index)
         else:
             places.append(-1 - index)

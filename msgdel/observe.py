@@ -25,9 +25,10 @@ from msgdel.result import DeleteResult
 if TYPE_CHECKING:
     from msgdel.errors import MsgdelError
 
-Operation = Literal["delete", "delete_many", "batch"]
-"""Which core call made the adapter call: `msgdel.delete`, `msgdel.delete_many`, or a
-[`Batcher`][msgdel.Batcher] flush (the middleware uses one of these)."""
+Operation = Literal["delete", "delete_many", "batch", "delete_at"]
+"""Which core call made the adapter call: `msgdel.delete`, `msgdel.delete_many`, a
+[`Batcher`][msgdel.Batcher] flush (the middleware uses one of these), or
+[`msgdel.delete_at`][msgdel.delete_at] (its `messages` are then addresses)."""
 
 
 @attrs.frozen

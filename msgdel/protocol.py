@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from msgdel.errors import UnsupportedDeletion
 from msgdel.features import Features
 from msgdel.semantics import Semantics
 
@@ -38,6 +40,24 @@ class Deletable(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class AddressDeletable(Deletable, Protocol):
+    """An adapter that also deletes by [address][msgdel.address] (`features.by_address`).
+
+    `connect(url)` opens a client for [`delete_at`][msgdel.delete_at] and closes it on exit;
+    `delete_at(connection, addresses)` deletes on that client (or on one the caller passed)
+    with the same code and the same result rules as `delete_many`: one entry per address, in
+    input order, a [`DeleteResult`][msgdel.DeleteResult] or the
+    [`MsgdelError`][msgdel.MsgdelError] that address alone failed with.
+    """
+
+    def connect(self, url: str, /) -> AbstractAsyncContextManager[Any]: ...
+
+    async def delete_at(
+        self, connection: Any, addresses: Sequence[Any], /
+    ) -> Sequence[DeleteResult | MsgdelError]: ...
+
+
 class BaseAdapter:
     """A base for adapters: set `features`, implement `delete_many`; `delete` and the
     lifecycle come from here.
@@ -69,6 +89,16 @@ class BaseAdapter:
     async def delete_many(self, messages: Sequence[Any], /) -> Sequence[DeleteResult | MsgdelError]:
         """Delete `messages`: one entry per message, in input order."""
         raise NotImplementedError
+
+    def connect(self, url: str, /) -> AbstractAsyncContextManager[Any]:
+        """A client for `url`, closed on exit; only adapters with `features.by_address`."""
+        raise UnsupportedDeletion(f"{self!r} does not delete by address")
+
+    async def delete_at(
+        self, connection: Any, addresses: Sequence[Any], /
+    ) -> Sequence[DeleteResult | MsgdelError]:
+        """Delete `addresses` on `connection`: one entry per address, in input order."""
+        raise UnsupportedDeletion(f"{self!r} does not delete by address")
 
     async def aclose(self) -> None:
         """Release what the adapter opened. Nothing to release here."""

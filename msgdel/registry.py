@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from msgdel import _check
 from msgdel.adapters import BUILTINS, BuiltinAdapter
+from msgdel.address import Address
 from msgdel.errors import AdapterNotFound, MsgdelError, UnsupportedDeletion
 from msgdel.features import Features
 from msgdel.observe import DeletionReport, Observer
@@ -65,6 +66,8 @@ class Registry:
             raise TypeError(f"message_type must be a class, got {message_type!r}")
         _check.flag("replace", replace)
         check_adapter(adapter)
+        if issubclass(message_type, Address):
+            check_address_adapter(adapter, message_type)
         with self._lock:
             current = self._adapters.get(message_type)
             if current is not None and not replace:
@@ -245,6 +248,22 @@ def check_adapter(adapter: object) -> None:
     for name in ("delete", "delete_many", "aclose"):
         if not inspect.iscoroutinefunction(getattr(adapter, name)):
             raise TypeError(f"{adapter!r}.{name} must be an async method (async def)")
+
+
+def check_address_adapter(adapter: Deletable, address_type: type) -> None:
+    """Raise `TypeError` unless `adapter` declares and implements deletion by address."""
+    if not adapter.features.by_address:
+        raise TypeError(
+            f"{adapter!r} cannot delete {address_type.__qualname__} addresses: its features do "
+            "not declare by_address=True (an adapter that deletes by address implements "
+            "connect(url) and async delete_at(connection, addresses))"
+        )
+    connect, delete_at = (getattr(adapter, n, None) for n in ("connect", "delete_at"))
+    if not callable(connect) or not inspect.iscoroutinefunction(delete_at):
+        raise TypeError(
+            f"{adapter!r} declares by_address=True, so it needs connect(url) and an async "
+            "delete_at(connection, addresses)"
+        )
 
 
 def _import_class(qualified_name: str) -> type | None:

@@ -1,8 +1,8 @@
 """Built-in adapters, one module per broker, each importing only its own client.
 
 Nothing here is imported by `import msgdel`: the registry knows the built-ins by the
-qualified names of FastStream's message classes (`BUILTINS`) and imports an adapter
-module the first time a message of that broker is resolved.
+qualified names of FastStream's message classes and of msgdel's address classes
+(`BUILTINS`), and imports an adapter module the first time one of them is resolved.
 """
 
 from __future__ import annotations
@@ -49,5 +49,12 @@ BUILTINS: dict[str, BuiltinAdapter] = {
     "faststream.nats.message.NatsKvMessage": _NATS_KV,
     "faststream.nats.message.NatsObjMessage": _NATS_OBJ,
     "faststream.mqtt.message.MQTTMessage": _MQTT,
+    # Addresses, for msgdel.delete_at: deleted with the same adapters as the messages.
+    "msgdel.address.RedisEntry": _REDIS_STREAM,
+    "msgdel.address.JetStreamSequence": _NATS_JS,
+    "msgdel.address.KvKey": _NATS_KV,
+    "msgdel.address.KafkaOffset": _KAFKA,
+    "msgdel.address.RetainedTopic": _MQTT,
 }
-"""FastStream message class (qualified name) -> the built-in adapter that deletes it."""
+"""FastStream message class or [address][msgdel.address] class (qualified name) -> the
+built-in adapter that deletes it."""
