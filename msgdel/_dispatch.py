@@ -130,6 +130,8 @@ def group_addresses(
             f"delete_at deletes on one broker per call, got addresses of {sorted(brokers)}: "
             "call it once per broker"
         )
+    if not items:
+        return []
     if adapter is not None:
         _address_adapter(adapter, type(items[0]))
         check_semantics(adapter, require)

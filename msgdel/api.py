@@ -164,9 +164,9 @@ async def delete_at(
     items = _addresses(addresses)
     _check.flag("dry_run", dry_run)
     _check.flag("return_exceptions", return_exceptions)
+    url = _dispatch.address_url(connection, items)
     reg = _dispatch.registry_of(registry)
     groups = _dispatch.group_addresses(items, reg, adapter, _dispatch.check_require(require))
-    url = _dispatch.address_url(connection, items)
     outcomes: list[DeleteResult | MsgdelError] = [None] * len(items)  # type: ignore[list-item]
     for chosen, indexes in groups:
         part = [items[i] for i in indexes]

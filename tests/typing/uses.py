@@ -16,6 +16,7 @@ from faststream.redis.annotations import RedisStreamMessage
 
 import msgdel
 from msgdel import DeleteResult, MsgdelError
+from msgdel.address import KafkaOffset, RedisEntry
 
 
 class Note:
@@ -35,6 +36,20 @@ async def accepted(redis: RedisStreamMessage, nats: NatsMessage, kafka: KafkaMes
     result = await msgdel.delete(anything)
     results = await msgdel.delete_many([anything])
     print(result, results, outcomes)
+
+
+async def by_address() -> None:
+    results: list[DeleteResult] = await msgdel.delete_at(
+        "redis://localhost", [RedisEntry("orders", "1-0"), RedisEntry("orders", "2-0")]
+    )
+    outcomes: list[DeleteResult | MsgdelError] = await msgdel.delete_at(
+        "kafka://localhost:9092", [KafkaOffset("orders", 0, 41)], return_exceptions=True
+    )
+    print(results, outcomes)
+
+
+async def text_is_not_an_address() -> None:
+    await msgdel.delete_at("redis://localhost", ["orders:1-0"])  # type: ignore[list-item]
 
 
 # Each refused use is alone in its function: a call typed NoReturn makes what follows unreachable.
