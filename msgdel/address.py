@@ -63,7 +63,7 @@ def _split(cls: type[Address], text: object, parts: int, form: str) -> list[str]
 
 
 def _integer(cls: type[Address], text: str, piece: str, name: str, form: str) -> int:
-    if not piece.isdigit():
+    if not (piece.isascii() and piece.isdigit()):
         raise ValueError(f"{text!r} is not a {cls.__name__}: {name} {piece!r} is not a number "
                          f"(write it as {form!r})")  # fmt: skip
     return int(piece)
@@ -94,7 +94,7 @@ class Address:
         raise NotImplementedError
 
 
-_STREAM_ID = r"\d+-\d+"
+_STREAM_ID = r"[0-9]{1,20}-[0-9]{1,20}"
 
 
 @attrs.frozen
@@ -108,8 +108,19 @@ class RedisEntry(Address):
 
     stream: str = attrs.field(validator=_text(r"(?s).+", "a stream key (not empty)"))
     entry_id: str = attrs.field(
-        validator=_text(_STREAM_ID, "a stream entry id such as '1700000000000-0'")
+        validator=_text(
+            _STREAM_ID, "a stream entry id such as '1700000000000-0' (two 64-bit numbers)"
+        )
     )
+
+    @entry_id.validator
+    def _fits_64_bits(self, attribute: attrs.Attribute[str], value: str) -> None:
+        if any(int(part) >= 2**64 for part in value.split("-")):
+            raise ValueError(
+                f"RedisEntry.entry_id must be a stream entry id such as '1700000000000-0' "
+                f"(two 64-bit numbers), got {value!r}"
+            )
+
     group: str | None = attrs.field(
         default=None,
         kw_only=True,

@@ -150,8 +150,9 @@ async def delete_at(
     dry_run: bool = False,
     return_exceptions: bool = False,
 ) -> list[DeleteResult] | list[DeleteResult | MsgdelError]:
-    """Delete stored messages named by [address][msgdel.address]; one outcome per address, in
-    input order, with the results and errors of [`delete_many`][msgdel.delete_many].
+    """Delete stored messages named by [address][msgdel.address.Address]; one outcome per
+    address, in input order, with the results and errors of
+    [`delete_many`][msgdel.delete_many].
 
     `connection` is a URL (`redis://`, `nats://`, `kafka://host:port`, `mqtt://`), for which a
     client is opened and closed again, or a connected client of the addresses' broker. Each

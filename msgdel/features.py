@@ -34,8 +34,9 @@ class Features:
     coalesces: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     """`delete_many` sends one request per broker target, not one per message."""
     by_address: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    """The adapter also deletes by [address][msgdel.address]: it implements `connect(url)` and
-    `delete_at(connection, addresses)` (see [`AddressDeletable`][msgdel.AddressDeletable])."""
+    """The adapter also deletes by [address][msgdel.address.Address]: it implements
+    `connect(url)` and `delete_at(connection, addresses)` (see
+    [`AddressDeletable`][msgdel.AddressDeletable])."""
     repeat: Outcome = attrs.field(
         default=Outcome.ALREADY_GONE, validator=attrs.validators.instance_of(Outcome)
     )

@@ -42,7 +42,7 @@ class Deletable(Protocol):
 
 @runtime_checkable
 class AddressDeletable(Deletable, Protocol):
-    """An adapter that also deletes by [address][msgdel.address] (`features.by_address`).
+    """An adapter that also deletes by [address][msgdel.address.Address] (`features.by_address`).
 
     `connect(url)` opens a client for [`delete_at`][msgdel.delete_at] and closes it on exit;
     `delete_at(connection, addresses)` deletes on that client (or on one the caller passed)

@@ -254,6 +254,9 @@ TABLE: tuple[Entry, ...] = (
           f"{MQTT}::test_the_example_clears_the_retained_config_it_handled"),
     Entry("docs/adapters/mqtt.md", "docs/examples/mqtt_outside_handler.py",
           f"{MQTT}::test_the_outside_a_handler_example_clears_the_retained_message"),
+    # docs/addresses.md
+    Entry("docs/addresses.md", "docs/examples/delete_by_address.py",
+          f"{REDIS}::test_the_delete_by_address_example_deletes_two_entries_and_keeps_the_third"),
     # docs/adapters/redis.md: its includes are the tested examples
     Entry("docs/adapters/redis.md", "examples/orders.py",
           f"{REDIS}::test_the_orders_example_ships_and_deletes_every_order"),

@@ -56,5 +56,5 @@ BUILTINS: dict[str, BuiltinAdapter] = {
     "msgdel.address.KafkaOffset": _KAFKA,
     "msgdel.address.RetainedTopic": _MQTT,
 }
-"""FastStream message class or [address][msgdel.address] class (qualified name) -> the
+"""FastStream message class or [address][msgdel.address.Address] class (qualified name) -> the
 built-in adapter that deletes it."""

@@ -8,25 +8,32 @@ last-delivered id and pending list, and deletes only then. `ignore_other_groups=
 deletes for every group: `XACKDEL`/`XDELEX … DELREF` on 8.2, `MULTI XACK XDEL EXEC`
 before. `match_fields=True` deletes an entry only while the stream still holds, under its id,
 the fields the message was consumed with (one server-side script per stream).
+
+By address ([`RedisEntry`][msgdel.address.RedisEntry], for [`delete_at`][msgdel.delete_at]),
+`RedisStreamAdapter` deletes with the same code: an entry with a group is acknowledged in that
+group and deleted as a message read in it; one without as a message read outside any group.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from itertools import chain
 from typing import Any
 
 try:
     from redis import exceptions as redis_errors
+    from redis.asyncio import Redis
 except ImportError as exc:  # the extra is not installed
     from msgdel.adapters._extra import missing
 
     raise missing("redis") from exc
 
+from msgdel.address import RedisEntry
 from msgdel.compat import (
     bind_to_subscriber,
     handler_config,
@@ -35,7 +42,7 @@ from msgdel.compat import (
     mark_settled,
     under_test_broker,
 )
-from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion, redact
 from msgdel.features import Features
 from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
@@ -58,19 +65,28 @@ _UNBOUND_HINT = (
 
 
 _Address = tuple[Any, str, "str | None", tuple[bytes, ...], bool]
-"""Where one consumed stream message lives: client, stream, group, entry ids, and whether
-FastStream (or an earlier delete) has marked it acknowledged."""
+"""Where stream entries live: client, stream, group, entry ids, and whether FastStream (or an
+earlier delete) has marked them acknowledged. A consumed message and a
+[`RedisEntry`][msgdel.address.RedisEntry] both become one, and are deleted alike."""
+
+_MAX_ID_PART = 2**64 - 1
+"""Each half of a stream id is an unsigned 64-bit number."""
 
 
 async def server_version(client: Any) -> tuple[int, ...]:
     """The Redis server version behind `client`, asked once per client and then cached."""
     version = _versions.get(client)
     if version is None:
-        info = await client.info("server")
-        raw = info["redis_version"]
-        text = raw.decode() if isinstance(raw, bytes) else str(raw)
-        version = tuple(int(part) for part in text.split(".")[:3] if part.isdigit())
-        _versions[client] = version
+        version = _remember_version(client, await client.info("server"))
+    return version
+
+
+def _remember_version(client: Any, info: dict[str, Any]) -> tuple[int, ...]:
+    """Cache and return the version in `client`'s `INFO server` reply."""
+    raw = info["redis_version"]
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    version = tuple(int(part) for part in text.split(".")[:3] if part.isdigit())
+    _versions[client] = version
     return version
 
 
@@ -91,9 +107,16 @@ class RedisStreamAdapter(BaseAdapter):
     entries that match, atomically. An entry whose fields differ is another message under a
     reused id (the stream was deleted and re-created, and a producer set ids explicitly): it
     is left alone and unacknowledged, and the message's outcome is `ALREADY_GONE`.
+
+    By address: `delete_at(client, [RedisEntry(...)])` on a `redis.asyncio.Redis` (`connect`
+    opens one for a `redis://` URL) deletes each entry as a message read in the address's
+    group (or outside any group), with the same commands and the same outcomes. Every
+    consumer group counts as another one: by default an entry any group still needs is kept,
+    `DEFERRED`. An absent stream, a key that is not a stream, or a group the stream does not
+    have is `NotDeletable`, found in one round trip before anything is deleted.
     """
 
-    features = Features(BROKER, Semantics.EXACT, acknowledges=True)
+    features = Features(BROKER, Semantics.EXACT, acknowledges=True, by_address=True)
     """Deleting also acknowledges the entry in its consumer group (XACKDEL, or XACK in the
     same round trip), so a caller that queues the deletion may skip FastStream's own XACK."""
 
@@ -137,7 +160,7 @@ class RedisStreamAdapter(BaseAdapter):
         only, and the clients run concurrently.
         """
         outcomes: list[DeleteResult | MsgdelError | None] = [None] * len(messages)
-        buckets: dict[tuple[int, str, str | None, bool], _Bucket] = {}
+        plan = _Plan()
         for index, message in enumerate(messages):
             try:
                 address = _address(message)
@@ -147,32 +170,103 @@ class RedisStreamAdapter(BaseAdapter):
             if address is None:
                 outcomes[index] = _result(message, Outcome.SKIPPED, 0)
                 continue
-            client, stream, group, ids, acked = address
+            digests: list[str] = []
             if self.match_fields:
                 try:
-                    digests = _field_digests(message, len(ids))
+                    digests = _field_digests(message, len(address[3]))
                 except MsgdelError as exc:
                     outcomes[index] = exc
                     continue
-            key = (id(client), stream, group, acked)
-            bucket = buckets.get(key)
-            if bucket is None:
-                bucket = buckets[key] = _Bucket(client, stream, group, acked)
-            bucket.indexes.append(index)
-            bucket.message_ids.append(ids)
-            if self.match_fields:
-                bucket.digests.extend(digests)
-        by_client: dict[int, list[_Bucket]] = {}
-        for (client_id, *_), bucket in buckets.items():
-            by_client.setdefault(client_id, []).append(bucket)
-        if len(by_client) == 1:
-            (only,) = by_client.values()
-            await self._delete_on_client(only)
-        elif by_client:
-            await asyncio.gather(*(self._delete_on_client(b) for b in by_client.values()))
-        for bucket in buckets.values():
-            bucket.fill(outcomes, messages)
+            plan.add(index, address, digests)
+        await self._delete(plan)
+        plan.fill(outcomes, messages)
         return outcomes  # type: ignore[return-value]  # every message has its outcome now
+
+    def connect(self, url: str, /) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A `redis.asyncio.Redis` for `url` (`redis://`, `rediss://`, `unix://`, credentials
+        from the URL), connected on entry and closed on exit. Unreachable:
+        [`DeletionFailed`][msgdel.DeletionFailed] (`retryable=True`), without the password."""
+        return _connected(url)
+
+    async def delete_at(
+        self, connection: Any, addresses: Sequence[Any], /
+    ) -> list[DeleteResult | MsgdelError]:
+        """Delete `addresses` ([`RedisEntry`][msgdel.address.RedisEntry]) on the
+        `redis.asyncio.Redis` `connection`: one entry per address, in input order, exactly as
+        [`delete_many`][msgdel.adapters.redis.RedisStreamAdapter.delete_many] deletes messages
+        read in the address's group (or outside any group).
+
+        One round trip first checks every stream (`TYPE`) and every named group
+        (`XINFO GROUPS`): an absent stream, a key of another type or a missing group makes
+        its addresses [`NotDeletable`][msgdel.NotDeletable], and nothing is sent that deletes
+        them; the others are deleted in the next round trip."""
+        if not isinstance(connection, Redis):
+            raise UnsupportedDeletion(
+                f"{self!r} deletes addresses on a redis.asyncio.Redis client (or a redis:// "
+                f"URL), got {type(connection).__module__}.{type(connection).__qualname__}; "
+                "nothing was sent"
+            )
+        outcomes: list[DeleteResult | MsgdelError | None] = [None] * len(addresses)
+        wanted: list[int] = []
+        for index, address in enumerate(addresses):
+            problem = self._unaddressable(address)
+            if problem is None:
+                wanted.append(index)
+            else:
+                outcomes[index] = problem
+        if wanted:
+            try:
+                refused = await _refused_streams(connection, [addresses[i] for i in wanted])
+            except redis_errors.RedisError as exc:
+                failure = _failure(exc)
+                for index in wanted:
+                    outcomes[index] = failure
+                return outcomes  # type: ignore[return-value]  # every address has one now
+            plan = _Plan()
+            for index in wanted:
+                address = addresses[index]
+                problem = refused.get((address.stream, None)) or refused.get(
+                    (address.stream, address.group)
+                )
+                if problem is not None:
+                    outcomes[index] = problem
+                    continue
+                ids = (address.entry_id.encode(),)
+                plan.add(index, (connection, address.stream, address.group, ids, False), [])
+            await self._delete(plan)
+            plan.fill(outcomes, None)
+        return outcomes  # type: ignore[return-value]  # every address has its outcome now
+
+    def _unaddressable(self, address: Any) -> MsgdelError | None:
+        """Why `address` cannot be deleted before anything is sent, or None."""
+        if not isinstance(address, RedisEntry):
+            return UnsupportedDeletion(
+                f"{self!r} deletes RedisEntry addresses, got a {type(address).__name__}; "
+                "nothing was sent"
+            )
+        if self.match_fields:
+            return NotDeletable(
+                f"{self!r} deletes an entry only if it holds the fields a consumed message "
+                f"had, and the address {str(address)!r} names no consumed message; delete "
+                "addresses with RedisStreamAdapter(match_fields=False). Nothing was sent"
+            )
+        entry_id = address.entry_id
+        parts = entry_id.split("-")
+        if not entry_id.isascii() or any(len(n) > 20 or int(n) > _MAX_ID_PART for n in parts):
+            shown = entry_id if len(entry_id) <= 60 else f"{entry_id[:40]}...{entry_id[-10:]}"
+            return NotDeletable(
+                f"{shown!r} is not a Redis stream id: two numbers of ASCII digits, each at "
+                f"most {_MAX_ID_PART}, such as '1700000000000-0'; nothing was sent"
+            )
+        return None
+
+    async def _delete(self, plan: _Plan) -> None:
+        """Delete `plan`'s buckets: one round trip per client, the clients concurrently."""
+        by_client = plan.by_client()
+        if len(by_client) == 1:
+            await self._delete_on_client(by_client[0])
+        elif by_client:
+            await asyncio.gather(*(self._delete_on_client(b) for b in by_client))
 
     async def _delete_on_client(self, buckets: list[_Bucket]) -> None:
         """Delete the buckets of one client; a failure is recorded on them, never raised."""
@@ -215,21 +309,24 @@ class RedisStreamAdapter(BaseAdapter):
             if bucket.acked and bucket.group is not None and not self.ignore_other_groups:
                 next(replies)  # the XACK's count
             bucket.codes = [int(code) for code in next(replies)]
-        await self._delete_already_acknowledged(client, buckets, policy)
+        retried = await self._delete_already_acknowledged(client, buckets, policy)
+        if policy == "ACKED":
+            await _existing_or_gone(client, buckets, retried)
 
     @staticmethod
     async def _delete_already_acknowledged(
         client: Any, buckets: list[_Bucket], policy: str
-    ) -> None:
+    ) -> dict[int, list[int]]:
         """XACKDEL skips an entry its group no longer has pending (acknowledged earlier):
-        delete those with XDELEX, in one more round trip, only when there are any."""
+        delete those with XDELEX, in one more round trip, only when there are any.
+        Returns the positions retried, by `id()` of their bucket."""
         retry = [
             (bucket, [pos for pos, code in enumerate(bucket.codes) if code == _NOT_FOUND])
             for bucket in buckets
             if bucket.xackdel and _NOT_FOUND in bucket.codes
         ]
         if not retry:
-            return
+            return {}
         commands = [
             ("XDELEX", b.stream, policy, "IDS", len(ps), *map(b.ids.__getitem__, ps))
             for b, ps in retry
@@ -241,10 +338,11 @@ class RedisStreamAdapter(BaseAdapter):
             failure = _failure(exc)
             for bucket, positions in retry:
                 bucket.fail(failure, positions)
-            return
+            return {}
         for (bucket, positions), reply in zip(retry, replies):
             for pos, code in zip(positions, reply):
                 bucket.codes[pos] = int(code)
+        return {id(bucket): positions for bucket, positions in retry}
 
     async def _multi_xdel(self, client: Any, buckets: list[_Bucket]) -> None:
         """One MULTI: an XACK per bucket with a group, then an XDEL per message (its own count).
@@ -261,6 +359,36 @@ class RedisStreamAdapter(BaseAdapter):
             replies = iter((await pipe.execute())[len(grouped) :])
         for bucket in buckets:
             bucket.removed = [int(next(replies)) for _ in bucket.indexes]
+
+
+async def _existing_or_gone(
+    client: Any, buckets: list[_Bucket], retried: dict[int, list[int]]
+) -> None:
+    """`XDELEX … ACKED` answers "still referenced" (2) for an id the stream does not hold
+    when a group has not read that far (Redis 8.2): look those ids up, in one more round
+    trip only when there are any, so a missing entry is `ALREADY_GONE`, never `DEFERRED`.
+    (`XACKDEL`'s 2 needs no check: it found the entry pending.)"""
+    doubtful = []
+    for bucket in buckets:
+        positions = range(len(bucket.codes)) if not bucket.xackdel else retried.get(id(bucket), ())
+        ids = bucket.ids
+        doubtful += [(bucket, p, ids[p]) for p in positions if bucket.codes[p] == _STILL_REFERENCED]
+    if not doubtful:
+        return
+    try:
+        found = await _send(client, [("XRANGE", b.stream, i, i) for b, _, i in doubtful])
+    except redis_errors.RedisError as exc:
+        # The entries were kept either way; only whether they exist is unknown: say so.
+        failure = _failure(exc)
+        unsure: dict[int, tuple[_Bucket, list[int]]] = {}
+        for bucket, position, _ in doubtful:
+            unsure.setdefault(id(bucket), (bucket, []))[1].append(position)
+        for bucket, failed in unsure.values():
+            bucket.fail(failure, failed)
+        return
+    for (bucket, position, _), entries in zip(doubtful, found):
+        if not entries:
+            bucket.codes[position] = _NOT_FOUND
 
 
 _ACK_THEN_DELETE_IF_DONE = """
@@ -464,6 +592,41 @@ def _field_digests(message: Any, count: int) -> list[str]:
     return [digest.hexdigest() for digest in digests]
 
 
+class _Plan:
+    """What one call deletes: its addresses in buckets, one per client, stream, group and
+    acknowledgement state, each remembering every address's place in the caller's list."""
+
+    __slots__ = ("buckets",)
+
+    def __init__(self) -> None:
+        self.buckets: dict[tuple[int, str, str | None, bool], _Bucket] = {}
+
+    def add(self, index: int, address: _Address, digests: list[str]) -> None:
+        """Put the entries at `address` (the caller's `index`) in their bucket."""
+        client, stream, group, ids, acked = address
+        key = (id(client), stream, group, acked)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = _Bucket(client, stream, group, acked)
+        bucket.indexes.append(index)
+        bucket.message_ids.append(ids)
+        bucket.digests.extend(digests)
+
+    def by_client(self) -> list[list[_Bucket]]:
+        """The buckets, grouped by client."""
+        grouped: dict[int, list[_Bucket]] = {}
+        for (client_id, *_), bucket in self.buckets.items():
+            grouped.setdefault(client_id, []).append(bucket)
+        return list(grouped.values())
+
+    def fill(
+        self, outcomes: list[DeleteResult | MsgdelError | None], messages: Sequence[Any] | None
+    ) -> None:
+        """Put every address's outcome at its place (see `_Bucket.fill`)."""
+        for bucket in self.buckets.values():
+            bucket.fill(outcomes, messages)
+
+
 class _Bucket:
     """The messages of one stream and group on one client, and what Redis answered for them."""
 
@@ -497,14 +660,15 @@ class _Bucket:
         self.failed = None if positions is None else frozenset(positions)
 
     def fill(
-        self, outcomes: list[DeleteResult | MsgdelError | None], messages: Sequence[Any]
+        self, outcomes: list[DeleteResult | MsgdelError | None], messages: Sequence[Any] | None
     ) -> None:
         """Put each message's outcome at its index: its result, or the error it failed with.
 
         A message read in a group that has a result is marked acknowledged: its deletion
-        acknowledged it, so FastStream sends no XACK of its own."""
+        acknowledged it, so FastStream sends no XACK of its own (`messages` is None for
+        addresses: there is no message to mark)."""
         stream, exact, error, failed = self.stream, Semantics.EXACT, self.error, self.failed
-        grouped = self.group is not None
+        settle = messages if self.group is not None else None
         end = 0
         for number, (index, ids) in enumerate(zip(self.indexes, self.message_ids)):
             start, end = end, end + len(ids)  # the message's id positions in the bucket
@@ -522,8 +686,8 @@ class _Bucket:
                 outcome, removed = _combined(self.codes[start:end])
             text = tuple(map(bytes.decode, ids))
             outcomes[index] = DeleteResult(BROKER, stream, text, exact, outcome, removed)
-            if grouped:
-                mark_settled(messages[index])
+            if settle is not None:
+                mark_settled(settle[index])
 
 
 _REFUSED_CREDENTIALS = (
@@ -544,7 +708,7 @@ def _failure(exc: redis_errors.RedisError) -> DeletionFailed:
             retryable=False,
             cause=exc,
         )
-    if isinstance(exc, redis_errors.ConnectionError):  # TimeoutError is a subclass
+    if isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError)):
         return DeletionFailed(
             f"Redis could not be reached ({exc}); nothing is known to be deleted, and "
             "retrying is safe: an entry already gone reports ALREADY_GONE",
@@ -576,6 +740,88 @@ def _xackdel_command(bucket: _Bucket, policy: str) -> tuple[Any, ...]:
     if not bucket.xackdel:
         return ("XDELEX", bucket.stream, policy, "IDS", len(ids), *ids)
     return ("XACKDEL", bucket.stream, bucket.group, policy, "IDS", len(ids), *ids)
+
+
+@contextlib.asynccontextmanager
+async def _connected(url: str) -> AsyncIterator[Redis]:
+    """A client for `url`, connected (its server version asked, as a delete needs it) and
+    closed on exit."""
+    try:
+        client = Redis.from_url(url)
+    except ValueError as exc:
+        raise DeletionFailed(
+            f"redis-py cannot open {redact(url)!r}: {exc}; nothing was sent", retryable=False
+        ) from None
+    try:
+        try:
+            await server_version(client)
+        except redis_errors.RedisError as exc:
+            raise _failure(exc) from None
+        yield client
+    finally:
+        close = getattr(client, "aclose", None) or client.close  # close(): redis-py < 5.0.1
+        await close()
+
+
+async def _refused_streams(
+    client: Any, addresses: Sequence[RedisEntry]
+) -> dict[tuple[str, str | None], MsgdelError]:
+    """Why some addresses' streams or groups cannot be deleted from, in one round trip: a
+    `TYPE` per stream, an `XINFO GROUPS` per stream where a group is named (and the server
+    version, when it is not known yet). Keys: `(stream, None)` for the stream, `(stream,
+    group)` for a group it lacks."""
+    streams = list(dict.fromkeys(a.stream for a in addresses))
+    grouped = list(dict.fromkeys(a.stream for a in addresses if a.group is not None))
+    probe = client not in _versions
+    async with client.pipeline(transaction=False) as pipe:
+        for stream in streams:
+            pipe.type(stream)
+        for stream in grouped:
+            pipe.xinfo_groups(stream)  # redis-py parses its reply into one dict per group
+        if probe:
+            pipe.info("server")
+        replies = list(await pipe.execute(raise_on_error=False))
+    if probe:
+        info = replies.pop()
+        if isinstance(info, redis_errors.RedisError):
+            raise info
+        _remember_version(client, info)
+    refused: dict[tuple[str, str | None], MsgdelError] = {}
+    for stream, kind in zip(streams, replies):
+        if isinstance(kind, redis_errors.RedisError):
+            refused[(stream, None)] = _failure(kind)
+        elif _text(kind) == "none":
+            refused[(stream, None)] = NotDeletable(
+                f"Redis has no stream {stream!r} (no such key); nothing was deleted"
+            )
+        elif _text(kind) != "stream":
+            refused[(stream, None)] = NotDeletable(
+                f"the Redis key {stream!r} holds a {_text(kind)}, not a stream: nothing was deleted"
+            )
+    named: dict[str, set[str]] = {}
+    for address in addresses:
+        if address.group is not None:
+            named.setdefault(address.stream, set()).add(address.group)
+    for stream, groups in zip(grouped, replies[len(streams) :]):
+        if (stream, None) in refused:
+            continue
+        if isinstance(groups, redis_errors.RedisError):
+            failure = _failure(groups)
+            refused.update({(stream, group): failure for group in named[stream]})
+            continue
+        names = sorted(_text(g.get("name", g.get(b"name"))) for g in groups)
+        listed = ", ".join(map(repr, names[:10])) + (", ..." if len(names) > 10 else "")
+        for group in sorted(named[stream].difference(names)):
+            refused[(stream, group)] = NotDeletable(
+                f"the Redis stream {stream!r} has no consumer group {group!r} (its groups: "
+                f"{listed or 'none'}); nothing was deleted"
+            )
+    return refused
+
+
+def _text(value: Any) -> str:
+    """A reply as text, whether the client decodes replies or not."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 async def _send(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:

@@ -7,7 +7,7 @@ import sys
 
 from rich.console import Console
 
-PIPE_WIDTH = 160
+PIPE_WIDTH = 200
 """Columns of a table written to a pipe or a file (rich would take 80), unless `COLUMNS`
 says otherwise: wide enough that a row stays one line for `grep`."""
 

@@ -106,7 +106,7 @@ def table(found: list[Row]) -> Table:
     out.add_column("adapter", no_wrap=True)
     out.add_column("broker", no_wrap=True)
     out.add_column("semantics", no_wrap=True)
-    out.add_column("features")
+    out.add_column("features", no_wrap=True)
     out.add_column("extra")
     for row in found:
         features = row.features

@@ -1,7 +1,7 @@
 """The `msgdel` typer application: one module per subcommand, registered here.
 
-A subcommand is a plain function in its own module (`adapters.py`, `demo.py`); adding one
-is an import and an `app.command(...)` line below.
+A subcommand is a plain function in its own module (`adapters.py`, `delete.py`, `demo.py`);
+adding one is an import and an `app.command(...)` line below.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from msgdel.cli import _console, adapters, demo
+from msgdel.cli import _console, adapters, delete, demo
 
 # click's UsageError (every bad argument), whether typer depends on click (typer < 0.27) or
 # ships its own copy of it
@@ -68,4 +68,5 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # a plain traceback: no local variables (no secrets)
 )
 app.command("adapters")(adapters.command)
+app.command("delete")(delete.command)
 app.command("demo")(demo.command)

@@ -26,7 +26,7 @@ REDIS_CLASSES = {
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "160"})
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -38,7 +38,9 @@ def test_adapters_lists_each_redis_message_class_with_its_adapter_and_semantics(
     for message_class, adapter in REDIS_CLASSES.items():
         row = rf"^\s*{re.escape(message_class)}\s+{adapter}\s+redis\s+{semantics[adapter]}\s"
         assert re.search(row, out, re.MULTILINE), out
-    assert re.search(r"RedisStreamMessage\s.*acknowledges, coalesces\s+redis: installed", out)
+    assert re.search(
+        r"RedisStreamMessage\s.*acknowledges, coalesces, by_address\s+redis: installed", out
+    )
 
 
 THIRD_PARTY = """
@@ -75,7 +77,7 @@ def adapters_with_entry_points(
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: outbox\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[msgdel.adapters]\n" + "\n".join(entry_points))
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "160"}
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "msgdel.cli", "adapters"], capture_output=True, text=True, env=env
     )

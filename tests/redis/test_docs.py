@@ -518,3 +518,18 @@ async def test_the_logging_line_logs_one_debug_line_per_deletion(
     )
     assert (line.broker, line.outcome, line.messages) == ("redis", "deleted", 1)  # type: ignore[attr-defined]
     assert state(redis) == (0, 0)
+
+
+async def test_the_delete_by_address_example_deletes_two_entries_and_keeps_the_third(
+    redis: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with example("docs/examples/delete_by_address.py") as module:
+        await module.main(redis.url)
+    dry, first, second, again = capsys.readouterr().out.splitlines()
+    assert dry == "dry run: ['SKIPPED', 'SKIPPED'] 3"
+    assert re.fullmatch(r"DELETED orders \('\d+-\d+',\)", first)
+    assert re.fullmatch(r"DELETED orders \('\d+-\d+',\)", second)
+    with redis.client() as client:
+        ((kept_id, fields),) = client.xrange("orders")
+    assert fields == {b"order": b"2"}
+    assert again == f"ALREADY_GONE left: [('{kept_id.decode()}', {{'order': '2'}})]"
