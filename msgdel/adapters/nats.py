@@ -11,15 +11,22 @@ Imports only nats-py (and FastStream's NATS message classes, through the registr
 - [`ObjectStoreAdapter`][msgdel.adapters.nats.ObjectStoreAdapter] deletes the object of an
   object-store watch entry.
 
+By address ([`msgdel.delete_at`][msgdel.delete_at] on a `nats://` URL or a connected nats-py
+`Client`): `JetStreamAdapter` deletes a [`JetStreamSequence`][msgdel.address.JetStreamSequence]
+and `KeyValueAdapter` a [`KvKey`][msgdel.address.KvKey], each turned into the same internal plan
+as a consumed message and deleted by the same code.
+
 Messages of FastStream's `TestNatsBroker` give `SKIPPED`; nothing is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,8 +43,9 @@ except ImportError as exc:  # the extra is not installed
     raise missing("nats") from exc
 
 from msgdel import _check
+from msgdel.address import JetStreamSequence, KvKey
 from msgdel.compat import handler_config, under_test_broker
-from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion, redact
 from msgdel.features import Features
 from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
@@ -56,8 +64,27 @@ DEFAULT_CONCURRENCY = 100
 ALREADY_DELETED_CODES = frozenset({10057, 10043})
 """JetStream error codes meaning "no such message" (which one depends on mode and version)."""
 STREAM_NOT_FOUND_CODE = 10059
+NO_MESSAGE_CODE = 10037
+"""`STREAM.MSG.GET`: no message at that sequence."""
 WRONG_LAST_SEQUENCE_CODE = 10071
 _RETRYABLE_STATUS = frozenset({408, 503})
+
+_CONNECT_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 2,
+    "allow_reconnect": False,
+    "max_reconnect_attempts": 1,
+    "reconnect_time_wait": 0.1,
+    "name": "msgdel",
+}
+"""How `connect(url)` connects: two attempts of at most 2 s each, 0.1 s apart, no reconnect
+once connected (a request meeting a dropped connection fails, and can be retried)."""
+
+_REFUSALS = ("authorization violation", "authentication expired")
+"""What nats-server's `-ERR` says (nats-py raises it as a plain `nats.errors.Error` while
+connecting) when it refuses the credentials."""
+
+_opened: weakref.WeakSet[Client] = weakref.WeakSet()
+"""The clients `connect(url)` opened: one that closed can be replaced by calling again."""
 
 T = TypeVar("T")
 
@@ -106,8 +133,16 @@ def _skipped(target: str, ids: Sequence[object], semantics: Semantics) -> Delete
     return DeleteResult(BROKER, target, ids, semantics, Outcome.SKIPPED)
 
 
-def _transport_error(what: str, exc: Exception) -> DeletionFailed:
+def _transport_error(what: str, exc: Exception, client: Client | None = None) -> DeletionFailed:
     """A nats-py error on the wire as a `DeletionFailed` that says whether to retry."""
+    if isinstance(exc, nats.errors.ConnectionClosedError) and client in _opened:
+        return DeletionFailed(
+            f"could not {what}: the connection msgdel opened for this call closed (did the "
+            "server go away?); whether a request in flight was carried out is unknown. "
+            "Deleting again opens a new connection and is safe.",
+            retryable=True,
+            cause=exc,
+        )
     if isinstance(exc, nats.errors.ConnectionClosedError):
         return DeletionFailed(
             f"could not {what}: the NATS connection is closed; nothing was deleted. "
@@ -131,6 +166,62 @@ def _transport_error(what: str, exc: Exception) -> DeletionFailed:
     return DeletionFailed(f"could not {what}: {exc!r}", retryable=False, cause=exc)
 
 
+async def _quiet(error: Exception) -> None:
+    """nats-py's error callback for msgdel's own connections: every error also fails the call
+    that met it, so nothing is logged here."""
+
+
+@contextlib.asynccontextmanager
+async def _connected(url: str) -> AsyncIterator[Client]:
+    """A nats-py client for `url` (credentials from the URL), connected with
+    `_CONNECT_OPTIONS` and closed on exit."""
+    client = Client()
+    try:
+        await client.connect(url, error_cb=_quiet, **_CONNECT_OPTIONS)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            await client.close()
+        refused = isinstance(exc, nats.errors.AuthorizationError) or any(
+            words in str(exc).lower() for words in _REFUSALS
+        )
+        advice = (
+            "the server refused the credentials; retrying with the same ones cannot succeed"
+            if refused
+            else "retrying is safe"
+        )
+        raise DeletionFailed(
+            f"could not connect to NATS at {redact(url)} ({redact(repr(exc))}); nothing was "
+            f"sent, {advice}",
+            retryable=not refused,
+            cause=exc,
+        ) from exc
+    _opened.add(client)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _nats_client(adapter: object, connection: object) -> Client:
+    """`connection` when it is a nats-py `Client`; else `UnsupportedDeletion` naming it."""
+    if not isinstance(connection, Client):
+        kind = type(connection)
+        raise UnsupportedDeletion(
+            f"{adapter!r} deletes addresses on a connected nats.aio.client.Client (what "
+            f"nats.connect() returns) or a nats:// URL, got {kind.__module__}.{kind.__qualname__}"
+            "; nothing was sent"
+        )
+    return connection
+
+
+def _not_mine(adapter: object, address: object, expected: type, instead: str) -> MsgdelError:
+    """The error of an address `adapter` does not delete (given with `delete_at(adapter=)`)."""
+    return UnsupportedDeletion(
+        f"{adapter!r} deletes {expected.__name__} addresses, not {address!r}: {instead}; "
+        "nothing was sent"
+    )
+
+
 # -- JetStream messages -------------------------------------------------------------------------
 class JetStreamAdapter(BaseAdapter):
     """Deletes exactly the consumed JetStream message(s), by stream sequence.
@@ -141,9 +232,15 @@ class JetStreamAdapter(BaseAdapter):
     flight in [`delete_many`][msgdel.adapters.nats.JetStreamAdapter.delete_many]; `timeout` is each
     request's timeout in seconds; `api_prefix` overrides the JetStream API prefix (default
     `$JS.API`, or `$JS.<domain>.API` when the message names a domain).
+
+    By address, a [`JetStreamSequence`][msgdel.address.JetStreamSequence] is deleted with the
+    same requests and results; it has no reading consumer, so every consumer of its stream
+    counts as another one (`DEFERRED` until it acknowledged the sequence, unless
+    `ignore_other_consumers`), and a stream that does not exist is
+    [`NotDeletable`][msgdel.NotDeletable].
     """
 
-    features = Features(BROKER, Semantics.EXACT, coalesces=False)
+    features = Features(BROKER, Semantics.EXACT, coalesces=False, by_address=True)
     """Bounded concurrency: JetStream deletes one sequence per request."""
 
     def __init__(
@@ -179,7 +276,41 @@ class JetStreamAdapter(BaseAdapter):
         with (a message that cannot be addressed, a sequence the server refused). Every
         other request is still made.
         """
-        plans: list[_Plan | DeleteResult | MsgdelError] = [self._plan(m) for m in messages]
+        return await self._delete_plans([self._plan(m) for m in messages])
+
+    def connect(self, url: str, /) -> contextlib.AbstractAsyncContextManager[Client]:
+        """A nats-py `Client` for `url` (`nats://`, `tls://`, `ws://`, `wss://`; credentials
+        from the URL), connected on entry (two short attempts, no reconnects) and closed on
+        exit. Unreachable: [`DeletionFailed`][msgdel.DeletionFailed] (`retryable=True`);
+        refused credentials: `retryable=False`; neither text holds the password."""
+        return _connected(url)
+
+    async def delete_at(
+        self, connection: Any, addresses: Sequence[Any], /
+    ) -> list[DeleteResult | MsgdelError]:
+        """Delete `addresses` ([`JetStreamSequence`][msgdel.address.JetStreamSequence]) on the
+        nats-py `Client` `connection`: one entry per address, in input order, with the
+        requests, checks and results of
+        [`delete_many`][msgdel.adapters.nats.JetStreamAdapter.delete_many].
+
+        Every consumer of the stream counts as another one: a sequence past a consumer's ack
+        floor is read first (`STREAM.MSG.GET`) for its subject, then kept (`DEFERRED`) when
+        that consumer's filter matches it; an absent sequence is `ALREADY_GONE`, a stream that
+        does not exist [`NotDeletable`][msgdel.NotDeletable]."""
+        client = _nats_client(self, connection)
+        return await self._delete_plans([self._address_plan(client, a) for a in addresses])
+
+    def _address_plan(self, client: Client, address: Any) -> _Plan | MsgdelError:
+        if not isinstance(address, JetStreamSequence):
+            return _not_mine(self, address, JetStreamSequence, "KV keys go to KeyValueAdapter")
+        api = self.api_prefix or "$JS.API"
+        return _Plan(client, api, address.stream, (address.sequence,), (None,), (0,), None)
+
+    async def _delete_plans(
+        self, plans: list[_Plan | DeleteResult | MsgdelError]
+    ) -> list[DeleteResult | MsgdelError]:
+        """Check every plan's stream, then send its deletions under `concurrency`: one
+        outcome per plan, in order."""
         plans = await self._check_streams(plans)
         jobs: list[Callable[[], Awaitable[Outcome]]] = []
         for plan in plans:
@@ -245,11 +376,12 @@ class JetStreamAdapter(BaseAdapter):
           created again under its name: the sequence now holds another message): gone;
         - unless `ignore_other_consumers`, the sequences another consumer of a limits or
           work-queue stream still needs (not acknowledged past its ack floor, and matching
-          its filter): kept.
+          its filter): kept. A sequence whose subject is not known (an address) and that lies
+          past some consumer's ack floor is marked unsure: its job reads its subject first.
 
         `STREAM.INFO` and `CONSUMER.LIST` go in flight together. A stream that no longer
-        exists makes its messages `ALREADY_GONE`; one whose state cannot be read fails its
-        own messages.
+        exists makes its messages `ALREADY_GONE` (an address of it `NotDeletable`); one whose
+        state cannot be read fails its own messages.
         """
         streams: dict[tuple[int, str, str], list[_Plan]] = {}
         for plan in plans:
@@ -265,6 +397,11 @@ class JetStreamAdapter(BaseAdapter):
             for plan in group:
                 if isinstance(state, BaseException):
                     done[id(plan)] = _as_msgdel_error(plan.reading, state)
+                elif state is None and plan.addressed:  # an address names a wrong stream
+                    done[id(plan)] = NotDeletable(
+                        f"JetStream stream {plan.stream!r} does not exist (API {plan.api!r}); "
+                        "nothing was deleted"
+                    )
                 elif state is None:  # no such stream: nothing of it is stored
                     done[id(plan)] = DeleteResult(
                         BROKER, plan.stream, plan.seqs, Semantics.EXACT, Outcome.ALREADY_GONE
@@ -277,8 +414,15 @@ class JetStreamAdapter(BaseAdapter):
                     plan.keep = frozenset(
                         seq
                         for seq, subject in zip(plan.seqs, plan.subjects)
-                        if any(o.needs(seq, subject, plan.consumer) for o in others)
+                        if subject is not None
+                        and any(o.needs(seq, subject, plan.consumer) for o in others)
                     )
+                    plan.unsure = {
+                        seq: waiting
+                        for seq, subject in zip(plan.seqs, plan.subjects)
+                        if subject is None
+                        and (waiting := tuple(o for o in others if o.waits(seq, plan.consumer)))
+                    }
         return [done.get(id(p), p) if isinstance(p, _Plan) else p for p in plans]
 
     async def _stream_state(self, plan: _Plan) -> tuple[int, list[_Consumer]] | None:
@@ -307,15 +451,18 @@ class JetStreamAdapter(BaseAdapter):
             page = await self._api(plan, listing, b'{"offset":%d}' % len(consumers))
         return created, consumers
 
-    async def _api(self, plan: _Plan, call: str, body: bytes) -> dict[str, Any] | None:
-        """A JetStream API answer; None when the stream does not exist."""
+    async def _api(
+        self, plan: _Plan, call: str, body: bytes, missing: int = STREAM_NOT_FOUND_CODE
+    ) -> dict[str, Any] | None:
+        """A JetStream API answer; None when the stream does not exist (or the answer's
+        error code is `missing`)."""
         try:
             reply = await plan.client.request(f"{plan.api}.{call}", body, timeout=self.timeout)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise _transport_error(plan.reading, exc) from exc
+            raise _transport_error(plan.reading, exc, plan.client) from exc
         answer: dict[str, Any] = json.loads(reply.data)
         if error := answer.get("error"):
-            if int(error.get("err_code") or 0) == STREAM_NOT_FOUND_CODE:
+            if int(error.get("err_code") or 0) in (STREAM_NOT_FOUND_CODE, missing):
                 return None
             raise DeletionFailed(f"could not {plan.reading}: {error}", retryable=False)
         return answer
@@ -326,9 +473,23 @@ class JetStreamAdapter(BaseAdapter):
                 return Outcome.ALREADY_GONE
             if seq in plan.keep:
                 return Outcome.DEFERRED
+            waiting = plan.unsure.get(seq)
+            if waiting:  # an address past a consumer's ack floor: is it there, and for whom?
+                subject = await self._subject_of(plan, seq)
+                if subject is None:
+                    return Outcome.ALREADY_GONE
+                if any(o.needs(seq, subject, plan.consumer) for o in waiting):
+                    return Outcome.DEFERRED
             return await self._delete_seq(plan, seq)
 
         return run
+
+    async def _subject_of(self, plan: _Plan, seq: int) -> str | None:
+        """The subject of the message at `seq` (`STREAM.MSG.GET`); None when there is none."""
+        _check_connected(plan.client, plan.reading)
+        call = f"STREAM.MSG.GET.{plan.stream}"
+        answer = await self._api(plan, call, b'{"seq":%d}' % seq, NO_MESSAGE_CODE)
+        return None if answer is None else str((answer.get("message") or {}).get("subject"))
 
     async def _delete_seq(self, plan: _Plan, seq: int) -> Outcome:
         body = (_ERASE if self.erase else _NO_ERASE) % seq
@@ -337,7 +498,7 @@ class JetStreamAdapter(BaseAdapter):
         try:
             reply = await plan.client.request(plan.subject, body, timeout=self.timeout)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise _transport_error(what, exc) from exc
+            raise _transport_error(what, exc, plan.client) from exc
         if reply.data.startswith(_SUCCESS):
             return Outcome.DELETED
         error = json.loads(reply.data).get("error")
@@ -426,22 +587,29 @@ class _Consumer:
             floor = int((info.get("ack_floor") or {}).get("stream_seq") or 0)
         return cls(str(info.get("name") or config.get("name") or ""), floor, filters)
 
-    def needs(self, seq: int, subject: str, reader: str) -> bool:
+    def waits(self, seq: int, reader: str | None) -> bool:
+        """Whether this consumer is not `reader` (None for an address: no consumer is) and has
+        not acknowledged `seq` yet, whatever its subject."""
+        return self.name != reader and seq > self.floor
+
+    def needs(self, seq: int, subject: str, reader: str | None) -> bool:
         """Whether this consumer, not `reader` itself, may still deliver or await `seq`.
 
         Past its ack floor a sequence may have been acknowledged out of order; the server
         does not list those, so it counts as needed: kept rather than lost."""
-        if self.name == reader or seq <= self.floor:
+        if not self.waits(seq, reader):
             return False
         return not self.filters or any(subject_matches(f, subject) for f in self.filters)
 
 
 class _Plan:
-    """One FastStream message's deletion requests: the client, API prefix and sequences."""
+    """One FastStream message's (or address's) deletion requests: the client, API prefix and
+    sequences. An address has no reading consumer (`consumer` None), no known subjects and no
+    timestamps (0)."""
 
     __slots__ = (
         "api", "client", "consumer", "gone", "keep", "seqs", "stream", "subject", "subjects",
-        "times",
+        "times", "unsure",
     )  # fmt: skip
 
     def __init__(
@@ -450,9 +618,9 @@ class _Plan:
         api: str,
         stream: str,
         seqs: tuple[int, ...],
-        subjects: tuple[str, ...],
+        subjects: tuple[str | None, ...],
         times: tuple[int, ...],
-        consumer: str,
+        consumer: str | None,
     ) -> None:
         self.client = client
         self.api = api
@@ -464,6 +632,12 @@ class _Plan:
         self.times = times  # each sequence's message timestamp, ns
         self.keep: frozenset[int] = frozenset()  # sequences another consumer still needs
         self.gone: frozenset[int] = frozenset()  # older than the stream: another message now
+        self.unsure: dict[int, tuple[_Consumer, ...]] = {}  # unknown subject, past their floors
+
+    @property
+    def addressed(self) -> bool:
+        """Whether this plan deletes an address (no consumer read it)."""
+        return self.consumer is None
 
     @property
     def reading(self) -> str:
@@ -566,7 +740,12 @@ class _BucketAdapter(BaseAdapter):
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
         """Delete every entry, at most `concurrency` at once: one outcome per entry, in
         input order, its result or the error it alone failed with."""
-        jobs = [self._job(m) for m in messages]
+        return await self._run([self._job(m) for m in messages])
+
+    async def _run(
+        self, jobs: Sequence[Callable[[], Awaitable[DeleteResult]]]
+    ) -> list[DeleteResult | MsgdelError]:
+        """Run `jobs` under `concurrency`: each one's result, or the error it failed with."""
         outcomes = await _bounded(jobs, self.concurrency)
         return [
             o
@@ -589,16 +768,37 @@ def _client_of(candidate: object) -> Client | None:
     return candidate if isinstance(candidate, Client) else None
 
 
+class _Key:
+    """One KV deletion: the bucket, the key, and the consumed revision to delete; an
+    address names only the key (`addressed`): the revision it holds is read first."""
+
+    __slots__ = ("addressed", "bucket", "key", "revision")
+
+    def __init__(
+        self, bucket: str, key: str, revision: int | None, *, addressed: bool = False
+    ) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.revision = revision
+        self.addressed = addressed
+
+
 class KeyValueAdapter(_BucketAdapter):
-    """Deletes the key of a consumed KV watch entry (`NatsKvMessage`).
+    """Deletes the key of a consumed KV watch entry (`NatsKvMessage`), or of a
+    [`KvKey`][msgdel.address.KvKey] address.
 
     By default a delete marker is written and the key's history is kept; `purge=True`
     removes the history too. Only the consumed revision is deleted: if the key changed since,
     [`NotDeletable`][msgdel.NotDeletable] is raised and the newer value stays. An entry that is
     itself a delete or purge marker (a watcher sees its own delete as a new event) gives
     `ALREADY_GONE` and sends nothing, which keeps a delete-on-consume handler from looping.
+
+    An address deletes the revision the key holds when it is read, just before the delete
+    (the same request with that revision expected); a missing or deleted key is
+    `ALREADY_GONE`, a bucket that does not exist [`NotDeletable`][msgdel.NotDeletable].
     """
 
+    features = Features(BROKER, Semantics.EXACT, coalesces=False, by_address=True)
     _entries = "KV entries"
 
     def __init__(
@@ -613,6 +813,32 @@ class KeyValueAdapter(_BucketAdapter):
 
     def __repr__(self) -> str:
         return f"KeyValueAdapter(purge={self.purge})"
+
+    def connect(self, url: str, /) -> contextlib.AbstractAsyncContextManager[Client]:
+        """A nats-py `Client` for `url`, as
+        [`JetStreamAdapter.connect`][msgdel.adapters.nats.JetStreamAdapter.connect] opens it."""
+        return _connected(url)
+
+    async def delete_at(
+        self, connection: Any, addresses: Sequence[Any], /
+    ) -> list[DeleteResult | MsgdelError]:
+        """Delete (or purge) `addresses` ([`KvKey`][msgdel.address.KvKey]) on the nats-py
+        `Client` `connection`: one entry per address, in input order, at most `concurrency`
+        at once, with the requests and results of `delete_many`."""
+        client = _nats_client(self, connection)
+        js = client.jetstream()
+
+        def job(address: Any) -> Callable[[], Awaitable[DeleteResult]]:
+            async def run() -> DeleteResult:
+                if not isinstance(address, KvKey):
+                    raise _not_mine(self, address, KvKey, "stream sequences go to JetStreamAdapter")
+                return await self._delete_key(
+                    js, client, _Key(address.bucket, address.key, None, addressed=True)
+                )
+
+            return run
+
+        return await self._run([job(a) for a in addresses])
 
     async def _delete_one(self, message: Any) -> DeleteResult:
         """Delete (or purge) the entry's key if it still holds the consumed revision."""
@@ -630,45 +856,64 @@ class KeyValueAdapter(_BucketAdapter):
         if connected is None:
             return _skipped(entry.bucket, [entry.key], self.semantics)
         js, client = connected
-        what = f"delete key {entry.key!r} from KV bucket {entry.bucket!r}"
+        return await self._delete_key(js, client, _Key(entry.bucket, entry.key, entry.revision))
+
+    async def _delete_key(
+        self, js: JetStreamContext, client: Client | None, key: _Key
+    ) -> DeleteResult:
+        """Delete (or purge) `key` if it still holds its revision (for an address, the one it
+        holds when read here)."""
+        gone = DeleteResult(BROKER, key.bucket, [key.key], self.semantics, Outcome.ALREADY_GONE)
+        what = f"delete key {key.key!r} from KV bucket {key.bucket!r}"
         _check_connected(client, what)
+        revision = key.revision
         try:
-            kv = await js.key_value(entry.bucket)
+            kv = await js.key_value(key.bucket)
+            if key.addressed:
+                revision = (await kv.get(key.key)).revision
             headers = {"KV-Operation": "PURGE" if self.purge else "DEL"}
             if self.purge:
                 headers["Nats-Rollup"] = "sub"
-            if entry.revision:
-                headers["Nats-Expected-Last-Subject-Sequence"] = str(entry.revision)
-            subject = getattr(kv, "_pre", f"$KV.{entry.bucket}.") + entry.key
+            if revision:
+                headers["Nats-Expected-Last-Subject-Sequence"] = str(revision)
+            subject = getattr(kv, "_pre", f"$KV.{key.bucket}.") + key.key
             await js.publish(subject, b"", headers=headers)
         except nats.js.errors.BucketNotFoundError:
-            return DeleteResult(
-                BROKER, entry.bucket, [entry.key], self.semantics, Outcome.ALREADY_GONE
-            )
+            if key.addressed:
+                raise NotDeletable(
+                    f"NATS has no KV bucket {key.bucket!r}; nothing was deleted"
+                ) from None
+            return gone
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return gone  # an address's key: no value, or deleted already
         except nats.js.errors.APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE_CODE:
-                return await self._changed(js, entry, what)
+                return await self._changed(js, key, revision, what)
             raise DeletionFailed(f"could not {what}: {exc}", retryable=False, cause=exc) from exc
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise _transport_error(what, exc) from exc
-        return DeleteResult(BROKER, entry.bucket, [entry.key], self.semantics, Outcome.DELETED, 1)
+            raise _transport_error(what, exc, client) from exc
+        return DeleteResult(BROKER, key.bucket, [key.key], self.semantics, Outcome.DELETED, 1)
 
     async def _changed(
-        self, js: JetStreamContext, entry: KeyValue.Entry, what: str
+        self, js: JetStreamContext, key: _Key, revision: int | None, what: str
     ) -> DeleteResult:
-        """The key moved past the consumed revision: gone already, or a newer value we keep."""
+        """The key moved past `revision`: gone already, or a newer value we keep."""
         try:
-            kv = await js.key_value(entry.bucket)
-            current = await kv.get(entry.key)
+            kv = await js.key_value(key.bucket)
+            current = await kv.get(key.key)
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-            return DeleteResult(
-                BROKER, entry.bucket, [entry.key], self.semantics, Outcome.ALREADY_GONE
-            )
+            return DeleteResult(BROKER, key.bucket, [key.key], self.semantics, Outcome.ALREADY_GONE)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             raise _transport_error(what, exc) from exc
+        if key.addressed:
+            raise NotDeletable(
+                f"key {key.key!r} in KV bucket {key.bucket!r} was written again (revision "
+                f"{current.revision}) while msgdel deleted revision {revision}; the newer value "
+                "was kept: delete the address again to delete it"
+            )
         raise NotDeletable(
-            f"key {entry.key!r} in KV bucket {entry.bucket!r} changed to revision "
-            f"{current.revision} after the consumed revision {entry.revision}; msgdel deletes only "
+            f"key {key.key!r} in KV bucket {key.bucket!r} changed to revision "
+            f"{current.revision} after the consumed revision {revision}; msgdel deletes only "
             "the value it was given, so the newer value was kept"
         )
 

@@ -1,16 +1,20 @@
-"""The NATS adapters' options, given a wrong type or value, and the nats-py message given in place
-of FastStream's: each is refused at once, saying what to pass."""
+"""The NATS adapters' options, given a wrong type or value, the nats-py message given in place
+of FastStream's, and malformed NATS addresses: each is refused at once, saying what to pass."""
 
 from __future__ import annotations
 
 import math
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 import msgdel
-from msgdel import AdapterNotFound
+from msgdel import AdapterNotFound, UnsupportedDeletion
 from msgdel.adapters.nats import JetStreamAdapter, KeyValueAdapter, ObjectStoreAdapter
+from msgdel.address import JetStreamSequence, KvKey
 from tests.bad_input import Refused, check, rows
+
+SECRET = "hunter2-nats"
 
 
 @rows(
@@ -43,6 +47,51 @@ from tests.bad_input import Refused, check, rows
         lambda: msgdel.delete(Msg(None, subject="orders", data=b"1")),  # type: ignore[arg-type]
         AdapterNotFound,
         ("broker client's own message", "msg: NatsMessage"),
+    ),
+    Refused(
+        "sequence-zero", lambda: JetStreamSequence("orders", 0), ValueError, ("sequence", ">= 1")
+    ),
+    Refused(
+        "sequence-a-string",
+        lambda: JetStreamSequence("orders", "7"),  # type: ignore[arg-type]
+        TypeError,
+        ("an int",),
+    ),
+    Refused(
+        "stream-with-a-dot",
+        lambda: JetStreamSequence("orders.eu", 1),
+        ValueError,
+        ("JetStream stream name", "'orders.eu'"),
+    ),
+    Refused(
+        "sequence-text-not-a-number",
+        lambda: JetStreamSequence.parse("orders:seven"),
+        ValueError,
+        ("'seven' is not a number", "STREAM:SEQUENCE"),
+    ),
+    Refused("kv-key-with-a-space", lambda: KvKey("config", "a b"), ValueError, ("a KV key",)),
+    Refused("kv-bucket-with-a-dot", lambda: KvKey("con.fig", "a"), ValueError, ("KV bucket",)),
+    Refused("kv-key-text-without-a-bucket", lambda: KvKey.parse("a"), ValueError, ("BUCKET:KEY",)),
+    Refused(
+        "a-sequence-on-a-redis-url",
+        lambda: msgdel.delete_at(
+            f"redis://u:{SECRET}@127.0.0.1:1", [JetStreamSequence("orders", 1)]
+        ),
+        ValueError,
+        ("nats://", "nothing was sent"),
+        secret=SECRET,
+    ),
+    Refused(
+        "a-client-of-another-library",
+        lambda: msgdel.delete_at(object(), [KvKey("config", "a")]),
+        UnsupportedDeletion,
+        ("nats.aio.client.Client",),
+    ),
+    Refused(
+        "a-kv-key-given-to-the-jetstream-adapter",
+        lambda: msgdel.delete_at(Client(), [KvKey("config", "a")], adapter=JetStreamAdapter()),
+        UnsupportedDeletion,
+        ("JetStreamSequence", "KeyValueAdapter"),
     ),
 )
 async def test_a_wrong_argument_is_refused_saying_what_to_pass(row: Refused) -> None:
