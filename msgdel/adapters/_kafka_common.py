@@ -5,19 +5,24 @@ Kafka cannot delete one record. `truncate` moves a partition's log start past th
 `tombstone` writes a null value under the message's key (semantics TOMBSTONE). This module
 decides *what* to ask for and turns the broker's answers into results; a `Backend`
 (one per client library) does the I/O. It imports neither client.
+
+A consumed message and a [`KafkaOffset`][msgdel.address.KafkaOffset] address both become
+`Record`s on a `Backend` first, and then go through the same planning, requests and results.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, Literal, Protocol, TypeVar
+from urllib.parse import parse_qsl, unquote
 
 import attrs
 
 from msgdel import _check
-from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable
+from msgdel.address import KafkaOffset
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion, redact
 from msgdel.features import Features
 from msgdel.protocol import BaseAdapter
 from msgdel.result import DeleteResult
@@ -33,6 +38,8 @@ V = TypeVar("V")
 Work = list[tuple[int, "list[Record]"]]
 """The messages of one backend: each message's index in the batch and its records."""
 Outcomes = list[tuple[int, "DeleteResult | MsgdelError"]]
+Floor = dict[TP, tuple[int, str]]
+"""Per partition, the lowest offset another consumer group committed, and that group."""
 
 RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 """Backoff between attempts of a retriable request (leader moved, broker restarting); the last
@@ -98,6 +105,102 @@ class Backend(Protocol):
 
         Raises (msgdel errors) only when nothing can have been sent (no producer).
         """
+
+
+class AddressBackend(Backend, Protocol):
+    """A `Backend` that also checks addresses against the cluster (for `delete_at`)."""
+
+    async def partitions(self, topics: Sequence[str]) -> dict[str, frozenset[int] | None]:
+        """Each topic's partitions, `None` for a topic the cluster does not have; asking
+        never creates a topic."""
+
+    async def log_ends(self, tps: Sequence[TP]) -> dict[TP, int]:
+        """Each partition's high watermark: the offset the next record will get."""
+
+
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_URL_FORM = (
+    "kafka://[user:password@]host:port[,host:port...][?security_protocol=...&sasl_mechanism=...]"
+)
+
+
+@attrs.frozen(repr=False)
+class KafkaUrl:
+    """A `kafka://` URL's brokers and credentials, for either client.
+
+    The brokers are `host:port` (port 9092 where none is given; an IPv6 address in
+    brackets). User-info means SASL: `security_protocol` defaults to `SASL_PLAINTEXT` with
+    it (else `PLAINTEXT`), `sasl_mechanism` to `PLAIN`; both may be given as query options.
+    """
+
+    servers: tuple[str, ...]
+    protocol: str
+    username: str | None = None
+    password: str | None = None
+    mechanism: str = "PLAIN"
+
+    def __repr__(self) -> str:  # never the password
+        return f"KafkaUrl(servers={self.servers!r}, protocol={self.protocol!r})"
+
+    @classmethod
+    def parse(cls, url: str) -> KafkaUrl:
+        """`url` parsed; a `ValueError` naming what is wrong (never the password)."""
+        if not isinstance(url, str):
+            raise TypeError(f"a Kafka URL is a str like {_URL_FORM!r}, got {url!r}")
+        shown = redact(url)
+
+        def bad(what: str) -> ValueError:
+            return ValueError(redact(f"{what} in the Kafka URL {shown!r}; write it as {_URL_FORM}"))
+
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() != "kafka":
+            raise bad("the scheme is not kafka://")
+        rest, _, fragment = rest.partition("#")
+        rest, _, query = rest.partition("?")
+        userinfo, at, rest = rest.rpartition("@")
+        hosts, _, path = rest.partition("/")
+        if path or fragment:
+            raise bad("a Kafka URL names brokers only, but there is a path or fragment")
+        servers = tuple(_server(h.strip(), bad) for h in hosts.split(",")) if hosts else ()
+        if not servers:
+            raise bad("no broker is named")
+        options: dict[str, str] = {}
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            allowed = {"security_protocol": _PROTOCOLS, "sasl_mechanism": _MECHANISMS}.get(key)
+            if allowed is None:
+                raise bad(
+                    f"the option {key!r} is unknown (known: security_protocol, sasl_mechanism)"
+                )
+            if value.upper() not in allowed:
+                raise bad(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
+            options[key] = value.upper()
+        protocol = options.get("security_protocol", "SASL_PLAINTEXT" if at else "PLAINTEXT")
+        if not at:
+            if protocol.startswith("SASL_"):
+                raise bad(f"security_protocol {protocol} needs user:password@ before the brokers")
+            return cls(servers, protocol)
+        user, _, password = userinfo.partition(":")
+        if not user:
+            raise bad("there are credentials but no user name")
+        if not protocol.startswith("SASL_"):
+            raise bad(
+                f"credentials need security_protocol SASL_PLAINTEXT or SASL_SSL, not {protocol}"
+            )
+        mechanism = options.get("sasl_mechanism", "PLAIN")
+        return cls(servers, protocol, unquote(user), unquote(password), mechanism)
+
+
+def _server(host: str, bad: Callable[[str], ValueError]) -> str:
+    """`host` as `host:port`, 9092 by default; an IPv6 address is written in brackets."""
+    name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if not colon:
+        name, port = host, "9092"
+    if not name or (":" in name and not name.startswith("[")):
+        raise bad(f"the broker {host!r} is not host:port")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise bad(f"the broker {host!r} has no valid port")
+    return f"{name}:{port}"
 
 
 RECENT = 30.0
@@ -221,13 +324,6 @@ async def gather_all(*calls: Awaitable[Any]) -> list[Any]:
         raise
 
 
-def lower(floor: dict[TP, int], offsets: dict[TP, int]) -> dict[TP, int]:
-    """`floor` lowered, partition by partition, to `offsets` where they are lower."""
-    for tp, offset in offsets.items():
-        floor[tp] = min(floor.get(tp, offset), offset)
-    return floor
-
-
 @attrs.frozen
 class Listing:
     """What one read of a cluster's consumer groups found."""
@@ -295,9 +391,10 @@ class GroupReads:
         backend: Backend,
         tps: Sequence[TP],
         deadline: Deadline,
-    ) -> dict[TP, int]:
+    ) -> Floor:
         """The lowest offset committed on each of `tps` by any group the joined read listed
-        but the backend's own; partitions no such group committed on are absent."""
+        but the backend's own, and that group (the first by name on a tie); partitions no
+        such group committed on are absent."""
         self._asked.update(dict.fromkeys(tps, asyncio.get_running_loop().time()))
         try:
             listing = await asyncio.wait_for(asyncio.shield(joined), deadline.remaining())
@@ -315,10 +412,14 @@ class GroupReads:
         for fetched in await gather_all(*fetches):
             for group, committed in fetched.items():
                 offsets.setdefault(group, {}).update(committed)
-        floor: dict[TP, int] = {}
+        floor: Floor = {}
         for group, committed in offsets.items():
-            if group != backend.group_id:
-                lower(floor, {tp: committed[tp] for tp in tps if tp in committed})
+            if group == backend.group_id:
+                continue
+            for tp in tps:
+                offset = committed.get(tp)
+                if offset is not None and (tp not in floor or (offset, group) < floor[tp]):
+                    floor[tp] = (offset, group)
         return floor
 
     def _start(self) -> None:
@@ -369,8 +470,46 @@ def target_of(records: Sequence[Record]) -> str:
     return ",".join(f"{topic}[{partition}]" for topic, partition in seen)
 
 
+@attrs.frozen
+class Truncation:
+    """What deleting some offsets of one partition would truncate now (`preview`)."""
+
+    topic: str
+    partition: int
+    log_start: int
+    """The partition's log start offset now."""
+    up_to: int
+    """The log start offset the deletion would set, after the group cap (at least
+    `log_start`)."""
+    records: int
+    """How many records it would remove: `up_to - log_start`."""
+    held_by: str | None
+    """A consumer group whose committed offset caps the deletion, if one does."""
+
+
+@attrs.frozen
+class Plan:
+    """What a truncation asks for, partition by partition: the message path's and the
+    address path's, and what `preview` shows."""
+
+    wanted: dict[TP, int]
+    """The highest offset + 1 asked for, in first-seen order."""
+    points: dict[TP, int]
+    """The deletion points, capped by the other groups' commits."""
+    starts: dict[TP, int]
+    """The log start offsets before."""
+    held_by: dict[TP, str]
+    """The group that capped each capped point."""
+
+
+Prepared = tuple["list[Record]", "Backend | None"]
+"""A message or an address made ready to delete: its records and the backend they live on
+(`None`: an in-memory test broker's message, skipped)."""
+
+
 class KafkaFamilyAdapter(BaseAdapter):
-    """The delete logic of both Kafka adapters; subclasses bind messages to a `Backend`.
+    """The delete logic of both Kafka adapters; subclasses bind messages (and connections,
+    for addresses) to a `Backend`.
 
     `strategy="truncate"` (semantics PREFIX) or `"tombstone"` (semantics TOMBSTONE);
     by default (`protect_groups=True`) it never truncates past an offset another consumer
@@ -382,6 +521,8 @@ class KafkaFamilyAdapter(BaseAdapter):
     """
 
     broker = "kafka"
+    by_address = False
+    """Whether the subclass deletes [`KafkaOffset`][msgdel.address.KafkaOffset] addresses."""
 
     def __init__(
         self,
@@ -398,7 +539,9 @@ class KafkaFamilyAdapter(BaseAdapter):
         semantics = Semantics.PREFIX if strategy == "truncate" else Semantics.TOMBSTONE
         # Tombstoning again writes another null value, which Kafka also removes only later.
         repeat = Outcome.ALREADY_GONE if strategy == "truncate" else Outcome.DEFERRED
-        self.features = Features(self.broker, semantics, closes=True, repeat=repeat)
+        self.features = Features(
+            self.broker, semantics, closes=True, repeat=repeat, by_address=self.by_address
+        )
         self._policies: dict[str, str] = {}
         self._warned: set[str] = set()
 
@@ -417,6 +560,11 @@ class KafkaFamilyAdapter(BaseAdapter):
         """The backend bound to the message's consumer; `None` for an in-memory test broker."""
         raise NotImplementedError
 
+    def address_backend(self, connection: Any) -> AddressBackend:
+        """The backend of a client `connect` gave (or the caller passed), reading offsets
+        for no consumer group of its own; `UnsupportedDeletion` for anything else."""
+        raise UnsupportedDeletion(f"{self!r} does not delete by address")
+
     # -- the Deletable protocol ------------------------------------------------------------
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
         """Delete every message; one result or error per message, in input order.
@@ -427,19 +575,137 @@ class KafkaFamilyAdapter(BaseAdapter):
         key for a tombstone, no cluster) fails alone; a partition, leader or cluster that
         fails fails only the messages it holds.
         """
-        outcomes: list[DeleteResult | MsgdelError | None] = [None] * len(messages)
-        groups: dict[int, tuple[Backend, Work]] = {}
+        return await self._delete(messages, self._prepare, Deadline.after(self.timeout))
+
+    def _prepare(self, message: Any) -> Prepared:
+        records = self.records(message)
+        backend = self.backend(message)
+        if backend is not None and self.strategy == "tombstone":
+            _require_keys(records)
+        return records, backend
+
+    # -- the AddressDeletable protocol -----------------------------------------------------
+    async def delete_at(
+        self, connection: Any, addresses: Sequence[Any], /
+    ) -> list[DeleteResult | MsgdelError]:
+        """Delete [`KafkaOffset`][msgdel.address.KafkaOffset]s on `connection` (see
+        `address_backend`): one result or error per address, in input order, as
+        `delete_many` deletes messages at those offsets, every consumer group counting as
+        another one.
+
+        Before anything is sent each address is checked against the cluster: an unknown
+        topic or partition, or an offset at or past the partition's high watermark (no such
+        record yet), fails alone with `NotDeletable` naming it, and nothing is truncated for
+        it. Only `strategy="truncate"` deletes addresses (a tombstone needs the record's key).
+        """
+        self._check_truncates()
+        backend = self.address_backend(connection)
         deadline = Deadline.after(self.timeout)
+        located = await self._locate(backend, addresses, deadline)
+
+        def prepare(item: Record | MsgdelError) -> Prepared:
+            if isinstance(item, MsgdelError):
+                raise item
+            return [item], backend
+
+        return await self._delete(located, prepare, deadline)
+
+    async def preview(self, connection: Any, addresses: Iterable[Any]) -> list[Truncation]:
+        """What `delete_at(connection, addresses)` would truncate now, one `Truncation` per
+        partition in first-seen order, read with the same requests but `DeleteRecords`:
+        nothing is deleted. `connection` is what `delete_at` takes, or a `kafka://` URL
+        (connected for the call).
+
+        Addresses `delete_at` would refuse (unknown topic or partition, an offset past the
+        high watermark) truncate nothing and are left out; the cluster's failures raise.
+        """
+        items = list(addresses)
+        if isinstance(connection, str):
+            async with self.connect(connection) as client:
+                return await self.preview(client, items)
+        self._check_truncates()
+        backend = self.address_backend(connection)
+        deadline = Deadline.after(self.timeout)
+        located = await self._locate(backend, items, deadline)
+        work: Work = [(i, [r]) for i, r in enumerate(located) if isinstance(r, Record)]
+        if not work:
+            return []
+        joined = backend.group_reads.join(backend, deadline) if self.protect_groups else None
+        plan = await self._plan(backend, work, deadline, joined)
+        truncations = []
+        for (topic, partition), _ in plan.wanted.items():
+            start = plan.starts[topic, partition]
+            up_to = max(start, plan.points[topic, partition])
+            held_by = plan.held_by.get((topic, partition))
+            truncations.append(Truncation(topic, partition, start, up_to, up_to - start, held_by))
+        return truncations
+
+    def _check_truncates(self) -> None:
+        if self.strategy != "truncate":
+            raise UnsupportedDeletion(
+                f"{self!r} cannot delete by address: a KafkaOffset names an offset, not the "
+                "key a tombstone needs; nothing was sent. Use strategy='truncate' (the "
+                "default, semantics PREFIX)"
+            )
+
+    async def _locate(
+        self, backend: AddressBackend, addresses: Sequence[Any], deadline: Deadline
+    ) -> list[Record | MsgdelError]:
+        """Each address as its `Record`, or the `NotDeletable` that says why the cluster
+        has no such record; the cluster is asked, nothing is changed."""
+        offsets = [a for a in addresses if isinstance(a, KafkaOffset)]
+        topics = sorted({a.topic for a in offsets})
+        known = await with_retries(lambda: backend.partitions(topics), deadline) if topics else {}
+        tps = sorted({(a.topic, a.partition) for a in offsets
+                      if a.partition in (known.get(a.topic) or ())})  # fmt: skip
+        ends = await with_retries(lambda: backend.log_ends(tps), deadline) if tps else {}
+        located: list[Record | MsgdelError] = []
+        for a in addresses:
+            if not isinstance(a, KafkaOffset):
+                located.append(
+                    NotDeletable(
+                        f"{a!r} is not a msgdel.address.KafkaOffset: {type(self).__name__} "
+                        "deletes Kafka offsets only; nothing was sent for it"
+                    )
+                )
+                continue
+            partitions = known.get(a.topic)
+            end = ends.get((a.topic, a.partition))
+            if partitions is None:
+                error = f"Kafka has no topic {a.topic!r}"
+            elif end is None:
+                error = (
+                    f"topic {a.topic!r} has no partition {a.partition} (it has {len(partitions)})"
+                )
+            elif a.offset >= end:
+                error = (
+                    f"{a.topic}[{a.partition}] has no record at offset {a.offset} yet: its high "
+                    f"watermark (the offset the next record gets) is {end}"
+                )
+            else:
+                located.append(Record(a.topic, a.partition, a.offset, None))
+                continue
+            located.append(NotDeletable(f"{error}; nothing was truncated for {a}"))
+        return located
+
+    # -- one implementation for messages and addresses -------------------------------------
+    async def _delete(
+        self,
+        items: Sequence[T],
+        prepare: Callable[[T], Prepared],
+        deadline: Deadline,
+    ) -> list[DeleteResult | MsgdelError]:
+        """Delete what `prepare` makes of each item: one result or error per item, in
+        order; an item `prepare` refuses (a msgdel error) fails alone."""
+        outcomes: list[DeleteResult | MsgdelError | None] = [None] * len(items)
+        groups: dict[int, tuple[Backend, Work]] = {}
         reads: dict[int, asyncio.Future[Listing]] = {}
         protect = self.protect_groups and self.strategy == "truncate"
-        for index, message in enumerate(messages):
+        for index, item in enumerate(items):
             if reads and index % YIELD_EVERY == 1:
                 await asyncio.sleep(0)  # the group reads started below send and read meanwhile
             try:
-                records = self.records(message)
-                backend = self.backend(message)
-                if backend is not None and self.strategy == "tombstone":
-                    _require_keys(records)
+                records, backend = prepare(item)
             except MsgdelError as exc:
                 outcomes[index] = exc
                 continue
@@ -483,6 +749,33 @@ class KafkaFamilyAdapter(BaseAdapter):
             return [(index, exc) for index, _ in work]
 
     # -- truncate ---------------------------------------------------------------------------
+    async def _plan(
+        self,
+        backend: Backend,
+        work: Work,
+        deadline: Deadline,
+        joined: asyncio.Future[Listing] | None,
+    ) -> Plan:
+        """The deletion point of each partition, capped by the other groups' commits when a
+        group read was joined, and the log starts: read, nothing deleted."""
+        wanted: dict[TP, int] = {}
+        for _, records in work:
+            for r in records:
+                wanted[r.tp] = max(wanted.get(r.tp, 0), r.offset + 1)
+        tps = list(wanted)
+        points = dict(wanted)
+        held_by: dict[TP, str] = {}
+        starts = with_retries(lambda: backend.log_starts(tps), deadline)
+        if joined is not None:  # both reads in flight together
+            reads = backend.group_reads
+            floor, old = await gather_all(reads.floor(joined, backend, tps, deadline), starts)
+            for tp, (committed, group) in floor.items():
+                if committed < points[tp]:
+                    points[tp], held_by[tp] = committed, group
+        else:
+            old = await starts
+        return Plan(wanted, points, old, held_by)
+
     async def _truncate(
         self,
         backend: Backend,
@@ -490,21 +783,9 @@ class KafkaFamilyAdapter(BaseAdapter):
         deadline: Deadline,
         joined: asyncio.Future[Listing] | None,
     ) -> Outcomes:
-        wanted: dict[TP, int] = {}
-        for _, records in work:
-            for r in records:
-                wanted[r.tp] = max(wanted.get(r.tp, 0), r.offset + 1)
-        tps = list(wanted)
-        points = dict(wanted)
-        starts = with_retries(lambda: backend.log_starts(tps), deadline)
-        if joined is not None:  # both reads in flight together
-            reads = backend.group_reads
-            floor, old = await gather_all(reads.floor(joined, backend, tps, deadline), starts)
-            for tp, committed in floor.items():
-                points[tp] = min(points[tp], committed)
-        else:
-            old = await starts
-        send = {tp: point for tp, point in points.items() if point > old[tp]}
+        plan = await self._plan(backend, work, deadline, joined)
+        wanted, old = plan.wanted, plan.starts
+        send = {tp: point for tp, point in plan.points.items() if point > old[tp]}
         answers = await settle_each(
             lambda part: backend.delete_records({tp: send[tp] for tp in part}, deadline.began),
             list(send),

@@ -1,24 +1,29 @@
-"""Kafka through confluent-kafka (`faststream.confluent`): prefix truncation or tombstones.
+"""Kafka through confluent-kafka (`faststream.confluent`): prefix truncation or tombstones, of
+consumed messages and of [`KafkaOffset`][msgdel.address.KafkaOffset] addresses.
 
 Same behaviour as [`msgdel.adapters.kafka`][msgdel.adapters.kafka]. The admin requests reuse
 FastStream's own `AdminClient` (the one the consumer holds) when it has one, otherwise one built
 from the consumer's connection settings; tombstones go through one `Producer` per cluster. Every
 blocking confluent-kafka call runs off the event loop (admin futures are awaited, produce and
-flush run in a worker thread).
+flush run in a worker thread). For addresses (`adapter=ConfluentAdapter()` in
+[`msgdel.delete_at`][msgdel.delete_at]) it uses an `AdminClient` for a `kafka://` URL, or the
+caller's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import threading
-from collections.abc import Sequence
+import weakref
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
 try:
     import confluent_kafka
-    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+    from confluent_kafka import KafkaError, KafkaException, TopicCollection, TopicPartition
     from confluent_kafka.admin import (  # type: ignore[attr-defined]
         AdminClient,
         ConfigResource,
@@ -33,15 +38,20 @@ except ImportError as exc:  # the extra is not installed
 from msgdel.adapters._kafka_common import (
     DEFAULT_TIMEOUT,
     TP,
+    AddressBackend,
     Backend,
     GroupReads,
     KafkaFamilyAdapter,
+    KafkaUrl,
     Record,
     Strategy,
+    Truncation,
     raw_records,
 )
 from msgdel.compat import is_test_double
-from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion, redact
+
+__all__ = ["ConfluentAdapter", "Truncation", "url_config"]
 
 DELETE_RECORDS_VERSION = (2, 5)
 """First confluent-kafka release with `AdminClient.delete_records`."""
@@ -77,6 +87,31 @@ def confluent_version() -> tuple[int, ...]:
 def connection_config(consumer_config: dict[str, Any]) -> dict[str, Any]:
     """The bootstrap servers and security settings of a consumer's configuration."""
     return {k: v for k, v in consumer_config.items() if k.startswith(_CONNECTION_PREFIXES)}
+
+
+def url_config(url: str) -> dict[str, Any]:
+    """librdkafka's connection settings for a `kafka://` URL (see `KafkaUrl`). A malformed
+    URL raises `ValueError` naming what is wrong, never its password."""
+    parsed = KafkaUrl.parse(url)
+    config: dict[str, Any] = {
+        "bootstrap.servers": ",".join(parsed.servers),
+        "security.protocol": parsed.protocol.lower(),
+        "client.id": "msgdel",
+    }
+    if parsed.username is not None:
+        config.update(
+            {
+                "sasl.mechanism": parsed.mechanism,
+                "sasl.username": parsed.username,
+                "sasl.password": parsed.password,
+            }
+        )
+    return config
+
+
+def _error_code(exc: BaseException) -> Any:
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return error.code() if isinstance(error, KafkaError) else None
 
 
 def translate(exc: BaseException, doing: str) -> MsgdelError:
@@ -144,11 +179,14 @@ async def _each(futures: dict[Any, concurrent.futures.Future[Any]]) -> dict[Any,
 
 
 class _Connection:
-    """An admin client (FastStream's own when it has one) and a lazy producer for a cluster."""
+    """An admin client (FastStream's own when it has one) and a lazy producer for a cluster.
 
-    def __init__(self, config: dict[str, Any], admin: Any) -> None:
+    A `borrowed` admin client (a caller's, whose settings are unknown: no `config`) is used
+    as it is and never renewed."""
+
+    def __init__(self, config: dict[str, Any], admin: Any, *, borrowed: bool = False) -> None:
         self.config = config
-        self.admin: Any = admin or AdminClient(config)
+        self.admin: Any = admin if borrowed or admin is not None else AdminClient(config)
         self.producer: Any = None
         self.group_reads = GroupReads()
         self._lock = threading.Lock()
@@ -174,7 +212,8 @@ class _Connection:
 
     def renew_admin(self) -> None:
         """A new admin client: it fetches fresh metadata (leaders) on its first request."""
-        self.admin = AdminClient({**self.config, "client.id": "msgdel"})
+        if self.config:
+            self.admin = AdminClient({**self.config, "client.id": "msgdel"})
 
 
 class _ConfluentBackend:
@@ -189,24 +228,52 @@ class _ConfluentBackend:
         return self.connection.admin
 
     async def log_starts(self, tps: Sequence[TP]) -> dict[TP, int]:
-        request = {TopicPartition(t, p): OffsetSpec.earliest() for t, p in tps}  # type: ignore[no-untyped-call]
+        return await self._offsets(tps, OffsetSpec.earliest(), "log start offset")  # type: ignore[no-untyped-call]
+
+    async def log_ends(self, tps: Sequence[TP]) -> dict[TP, int]:
+        return await self._offsets(tps, OffsetSpec.latest(), "high watermark")  # type: ignore[no-untyped-call]
+
+    async def _offsets(self, tps: Sequence[TP], spec: Any, what: str) -> dict[TP, int]:
+        request = {TopicPartition(t, p): spec for t, p in tps}
         try:
             got = await _all(self.admin.list_offsets(request, request_timeout=ATTEMPT_TIMEOUT))
         except Exception as exc:
             self.connection.renew_admin_after(exc)
-            raise translate(exc, "read the log start offsets") from exc
-        starts = {(tp.topic, tp.partition): int(info.offset) for tp, info in got.items()}
-        unknown = [f"{t}[{p}]" for (t, p), start in starts.items() if start < 0]
+            raise translate(exc, f"read the {what}s") from exc
+        offsets = {(tp.topic, tp.partition): int(info.offset) for tp, info in got.items()}
+        unknown = [f"{t}[{p}]" for (t, p), offset in offsets.items() if offset < 0]
         if unknown:
             # librdkafka answers OFFSET_INVALID (-1001) when the leader it asked has gone
             # (a broker stopped): a new client looks the leaders up again.
             self.connection.renew_admin()
             raise DeletionFailed(
-                f"Kafka reported no log start offset for {', '.join(unknown)} (its leader is "
+                f"Kafka reported no {what} for {', '.join(unknown)} (its leader is "
                 "moving); retrying can succeed",
                 retryable=True,
             )
-        return starts
+        return offsets
+
+    async def partitions(self, topics: Sequence[str]) -> dict[str, frozenset[int] | None]:
+        """DescribeTopics, which never creates a topic (a metadata request of the admin
+        client may: librdkafka allows auto-creation for producer-type clients)."""
+        try:
+            got = await _each(
+                self.admin.describe_topics(
+                    TopicCollection(list(topics)), request_timeout=ATTEMPT_TIMEOUT
+                )
+            )
+            found: dict[str, frozenset[int] | None] = {}
+            for topic, answer in got.items():
+                if not isinstance(answer, BaseException):
+                    found[topic] = frozenset(int(p.id) for p in answer.partitions)
+                elif _error_code(answer) == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    found[topic] = None
+                else:
+                    raise answer
+        except Exception as exc:
+            self.connection.renew_admin_after(exc)
+            raise translate(exc, "read the topics' partitions") from exc
+        return found
 
     async def delete_records(
         self, points: dict[TP, int], since: float
@@ -317,15 +384,21 @@ class _ConfluentBackend:
 
 
 class ConfluentAdapter(KafkaFamilyAdapter):
-    """Deletes `faststream.confluent` messages, with the same options as `KafkaAdapter`.
+    """Deletes `faststream.confluent` messages, with the same options as `KafkaAdapter`, and
+    [`KafkaOffset`][msgdel.address.KafkaOffset] addresses given `adapter=ConfluentAdapter()`.
 
     `strategy="truncate"` (default, semantics PREFIX): DeleteRecords up to the message's
     offset + 1, never further; `strategy="tombstone"` (TOMBSTONE): a null value under the
     message's key on its partition; `protect_groups` caps truncation at the lowest offset
-    other consumer groups committed (outcome DEFERRED).
+    other consumer groups committed (outcome DEFERRED; for an address every group counts).
+
+    Addresses (truncate only): `connect(url)` gives a `confluent_kafka.admin.AdminClient` for
+    a `kafka://` URL (see `url_config`), and `delete_at` and `preview` take that, or the
+    caller's own `AdminClient`.
     """
 
     broker = "confluent"
+    by_address = True
 
     def __init__(
         self,
@@ -337,6 +410,8 @@ class ConfluentAdapter(KafkaFamilyAdapter):
         super().__init__(strategy, protect_groups=protect_groups, timeout=timeout)
         self._connections: dict[tuple[Any, ...], _Connection] = {}
         self._backends: dict[tuple[Any, ...], _ConfluentBackend] = {}
+        self._by_admin: weakref.WeakKeyDictionary[Any, _Connection] = weakref.WeakKeyDictionary()
+        """The connection of each admin client `delete_at` was given."""
 
     def records(self, message: Any) -> list[Record]:
         return [
@@ -354,11 +429,7 @@ class ConfluentAdapter(KafkaFamilyAdapter):
                 f"{type(message).__name__} is bound to {type(consumer).__name__}, which has no "
                 "confluent-kafka configuration: msgdel cannot find the cluster it came from"
             )
-        if confluent_version() < DELETE_RECORDS_VERSION:
-            raise UnsupportedDeletion(
-                "deleting Kafka records needs confluent-kafka >= 2.5 (AdminClient.delete_records);"
-                f" this is confluent-kafka {confluent_kafka.version()}: upgrade confluent-kafka"
-            )
+        _check_version()
         settings = connection_config(config)
         key = tuple(sorted((k, str(v)) for k, v in settings.items()))
         connection = self._connections.get(key)
@@ -373,10 +444,65 @@ class ConfluentAdapter(KafkaFamilyAdapter):
             backend = self._backends[backend_key] = _ConfluentBackend(connection, group)
         return backend
 
+    def connect(self, url: str, /) -> contextlib.AbstractAsyncContextManager[Any]:
+        """An `AdminClient` for a `kafka://` URL that answered a DescribeCluster within the
+        adapter's `timeout` (else `DeletionFailed(retryable=True)`); a malformed URL raises
+        `ValueError` at once. No error text holds the URL's password."""
+        return self._connected(url_config(url), redact(url))
+
+    @contextlib.asynccontextmanager
+    async def _connected(self, config: dict[str, Any], shown: str) -> AsyncIterator[Any]:
+        connection = _Connection(config, None)
+        admin = connection.admin
+        try:
+            described = admin.describe_cluster(request_timeout=self.timeout)
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(described)), self.timeout)
+        except Exception as exc:
+            reason = (
+                f"no answer within {self.timeout:g}s"
+                if isinstance(exc, asyncio.TimeoutError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            raise DeletionFailed(
+                f"could not connect to Kafka at {shown} ({reason}); nothing was sent, and "
+                "retrying is safe",
+                retryable=True,
+                cause=exc,
+            ) from exc
+        self._by_admin[admin] = connection
+        try:
+            yield admin
+        finally:
+            self._by_admin.pop(admin, None)
+
+    def address_backend(self, connection: Any) -> AddressBackend:
+        """The backend of a `confluent_kafka.admin.AdminClient`, for no consumer group: every
+        group's commits count as another group's."""
+        if not isinstance(connection, AdminClient):
+            raise UnsupportedDeletion(
+                f"{type(self).__name__} deletes addresses on a confluent_kafka.admin.AdminClient "
+                "(what connect('kafka://host:port') gives) or a kafka:// URL, not a "
+                f"{type(connection).__module__}.{type(connection).__qualname__}; nothing was sent"
+            )
+        _check_version()
+        found = self._by_admin.get(connection)
+        if found is None:
+            found = self._by_admin[connection] = _Connection({}, connection, borrowed=True)
+        return _ConfluentBackend(found, None)
+
     async def aclose(self) -> None:
         """Flush the producers this adapter opened and forget its clients."""
         connections, self._connections = list(self._connections.values()), {}
         self._backends = {}
+        self._by_admin = weakref.WeakKeyDictionary()
         for connection in connections:
             if connection.producer is not None:
                 await asyncio.to_thread(connection.producer.flush, 10)
+
+
+def _check_version() -> None:
+    if confluent_version() < DELETE_RECORDS_VERSION:
+        raise UnsupportedDeletion(
+            "deleting Kafka records needs confluent-kafka >= 2.5 (AdminClient.delete_records);"
+            f" this is confluent-kafka {confluent_kafka.version()}: upgrade confluent-kafka"
+        )

@@ -1,9 +1,12 @@
-"""Kafka through aiokafka (`faststream.kafka`): prefix truncation or tombstones.
+"""Kafka through aiokafka (`faststream.kafka`): prefix truncation or tombstones, of consumed
+messages and of [`KafkaOffset`][msgdel.address.KafkaOffset] addresses.
 
-The adapter reads the connection settings (bootstrap servers and security) of the consumer
-FastStream bound to the message, opens one admin client (and, for tombstones, one producer) per
-cluster and event loop, and reuses them across calls until
-[`KafkaAdapter.aclose`][msgdel.adapters.kafka.KafkaAdapter.aclose].
+For a message, the adapter reads the connection settings (bootstrap servers and security) of
+the consumer FastStream bound to it, opens one admin client (and, for tombstones, one producer)
+per cluster and event loop, and reuses them across calls until
+[`KafkaAdapter.aclose`][msgdel.adapters.kafka.KafkaAdapter.aclose]. For addresses,
+[`msgdel.delete_at`][msgdel.delete_at] connects to a `kafka://host:port[,host:port...]` URL
+for the call, or uses the `AIOKafkaAdminClient` it is given.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import contextlib
 import functools
 import struct
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 try:
@@ -33,15 +36,20 @@ except ImportError as exc:  # the extra is not installed
 from msgdel.adapters._kafka_common import (
     DEFAULT_TIMEOUT,
     TP,
+    AddressBackend,
     Backend,
     GroupReads,
     KafkaFamilyAdapter,
+    KafkaUrl,
     Record,
     Strategy,
+    Truncation,
     raw_records,
 )
 from msgdel.compat import is_test_double
-from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion
+from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion, redact
+
+__all__ = ["KafkaAdapter", "Truncation", "url_settings"]
 
 DELETE_RECORDS_VERSION = (0, 11)
 """First aiokafka release whose admin client has `delete_records`."""
@@ -79,13 +87,36 @@ def aiokafka_version() -> tuple[int, ...]:
 
 
 def connection_settings(consumer: Any) -> dict[str, Any]:
-    """The bootstrap servers and security settings of an `AIOKafkaConsumer`."""
+    """The bootstrap servers and security settings of an `AIOKafkaConsumer` (or of an
+    `AIOKafkaAdminClient`: both hold an `AIOKafkaClient`)."""
     client = consumer._client
     settings = {"bootstrap_servers": client._bootstrap_servers}
     for name in _SETTINGS:
         value = getattr(client, f"_{name}", None)
         if value is not None:
             settings[name] = value
+    return settings
+
+
+def url_settings(url: str) -> dict[str, Any]:
+    """aiokafka's connection settings for a `kafka://` URL (see `KafkaUrl`); the `SSL`
+    protocols use the system's CA certificates. A malformed URL raises `ValueError` naming
+    what is wrong, never its password."""
+    parsed = KafkaUrl.parse(url)
+    settings: dict[str, Any] = {
+        "bootstrap_servers": list(parsed.servers),
+        "security_protocol": parsed.protocol,
+    }
+    if parsed.username is not None:
+        settings.update(
+            sasl_mechanism=parsed.mechanism,
+            sasl_plain_username=parsed.username,
+            sasl_plain_password=parsed.password,
+        )
+    if parsed.protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        settings["ssl_context"] = create_ssl_context()
     return settings
 
 
@@ -333,12 +364,17 @@ async def _started(start: Awaitable[Any], close: Callable[[], Awaitable[Any]]) -
 
 
 class _Connection:
-    """One admin client (and lazily a producer and an offsets reader) per cluster and loop."""
+    """One admin client (and lazily a producer and an offsets reader) per cluster and loop.
 
-    def __init__(self, settings: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
+    With `admin` (a caller's started client) it borrows that one and never closes it."""
+
+    def __init__(
+        self, settings: dict[str, Any], loop: asyncio.AbstractEventLoop, admin: Any = None
+    ) -> None:
         self.settings = settings
         self.loop = loop
-        self.admin: Any = None
+        self.admin: Any = admin
+        self.owns_admin = admin is None
         self.producer: Any = None
         self.offsets: Any = None
         self.coordinators: dict[str, int] = {}
@@ -385,32 +421,63 @@ class _Connection:
         return self.producer
 
     async def close(self) -> None:
-        admin, producer, self.admin, self.producer = self.admin, self.producer, None, None
+        """Close what this connection opened (a borrowed admin client stays open)."""
+        admin, producer, self.producer = self.admin, self.producer, None
         offsets, self.offsets = self.offsets, None
+        if self.owns_admin:
+            self.admin = None
         if offsets is not None:
             await offsets.stop()
         if producer is not None:
             await producer.stop()
-        if admin is not None:
+        if admin is not None and self.owns_admin:
             await admin.close()
 
 
 class _AiokafkaBackend:
-    """The adapter's I/O through one consumer's cluster connection (see `Backend`)."""
+    """The adapter's I/O through one cluster connection, for one consumer's group (or none,
+    for addresses): see `Backend` and `AddressBackend`."""
 
-    def __init__(self, consumer: Any, connection: _Connection) -> None:
-        self.consumer = consumer
+    def __init__(self, connection: _Connection, group_id: str | None) -> None:
         self.connection = connection
-        self.group_id: str | None = getattr(consumer, "_group_id", None)
+        self.group_id = group_id
 
     async def log_starts(self, tps: Sequence[TP]) -> dict[TP, int]:
-
         try:
             reader = await self.connection.get_offsets_reader()
             got = await reader.beginning_offsets([TopicPartition(t, p) for t, p in tps])
         except Exception as exc:
             raise translate(exc, "read the log start offsets") from exc
         return {(tp.topic, tp.partition): int(offset) for tp, offset in got.items()}
+
+    async def log_ends(self, tps: Sequence[TP]) -> dict[TP, int]:
+        try:
+            reader = await self.connection.get_offsets_reader()
+            got = await reader.end_offsets([TopicPartition(t, p) for t, p in tps])
+        except Exception as exc:
+            raise translate(exc, "read the high watermarks") from exc
+        return {(tp.topic, tp.partition): int(offset) for tp, offset in got.items()}
+
+    async def partitions(self, topics: Sequence[str]) -> dict[str, frozenset[int] | None]:
+        """One Metadata request that does not create the topics it asks for."""
+        from aiokafka.protocol.metadata import MetadataRequest
+
+        try:
+            admin = await self.connection.get_admin()
+            client = admin._client
+            response = await client.send(client.get_random_node(), MetadataRequest(topics, False))
+            found: dict[str, frozenset[int] | None] = {}
+            for topic in response.to_object()["topics"]:
+                name, code = str(topic["topic"]), topic["error_code"]
+                if code == kafka_errors.UnknownTopicOrPartitionError.errno:
+                    found[name] = None
+                elif code:
+                    raise kafka_errors.for_code(code)(f"Metadata of topic {name!r}")
+                else:
+                    found[name] = frozenset(int(p["partition"]) for p in topic["partitions"])
+        except Exception as exc:
+            raise translate(exc, "read the topics' partitions") from exc
+        return found
 
     async def delete_records(
         self, points: dict[TP, int], since: float
@@ -602,7 +669,6 @@ class _AiokafkaBackend:
         return committed
 
     async def cleanup_policy(self, topic: str) -> str:
-
         try:
             admin = await self.connection.get_admin()
             responses = await admin.describe_configs(
@@ -636,16 +702,23 @@ class _AiokafkaBackend:
 
 
 class KafkaAdapter(KafkaFamilyAdapter):
-    """Deletes `faststream.kafka` messages (`KafkaMessage`, `KafkaAckableMessage`).
+    """Deletes `faststream.kafka` messages (`KafkaMessage`, `KafkaAckableMessage`) and
+    [`KafkaOffset`][msgdel.address.KafkaOffset] addresses.
 
     `strategy="truncate"` (default, semantics PREFIX): DeleteRecords up to the message's
     offset + 1 on its partition leader, never further. `strategy="tombstone"` (semantics
     TOMBSTONE): a null value under the message's key, on its partition. By default truncation
-    is capped at the lowest offset other consumer groups committed (outcome DEFERRED);
-    `protect_groups=False` truncates regardless.
+    is capped at the lowest offset other consumer groups committed (outcome DEFERRED; for an
+    address every group counts); `protect_groups=False` truncates regardless.
+
+    Addresses ([`msgdel.delete_at`][msgdel.delete_at], truncate only): `connect(url)` opens an
+    `AIOKafkaAdminClient` for a `kafka://` URL (see `url_settings`), and `delete_at` and
+    `preview` take that, or a started `AIOKafkaAdminClient` of the caller's, which is left
+    open (the offsets reader opened beside it is closed by `aclose`).
     """
 
     broker = "kafka"
+    by_address = True
 
     def __init__(
         self,
@@ -659,6 +732,8 @@ class KafkaAdapter(KafkaFamilyAdapter):
         self._backends: weakref.WeakKeyDictionary[Any, _AiokafkaBackend] = (
             weakref.WeakKeyDictionary()
         )
+        self._by_admin: weakref.WeakKeyDictionary[Any, _Connection] = weakref.WeakKeyDictionary()
+        """The connection of each admin client `delete_at` was given."""
 
     def records(self, message: Any) -> list[Record]:
         return [
@@ -674,11 +749,7 @@ class KafkaAdapter(KafkaFamilyAdapter):
                 f"{type(message).__name__} is bound to {type(consumer).__name__}, not an "
                 "AIOKafkaConsumer: msgdel cannot find the cluster it came from"
             )
-        if aiokafka_version() < DELETE_RECORDS_VERSION:
-            raise UnsupportedDeletion(
-                f"deleting Kafka records needs aiokafka >= 0.11 (DeleteRecords); this is "
-                f"aiokafka {aiokafka.__version__}: upgrade aiokafka"
-            )
+        _check_version()
         loop = asyncio.get_running_loop()
         cached = self._backends.get(consumer)
         if cached is not None and cached.connection.loop is loop:
@@ -689,19 +760,92 @@ class KafkaAdapter(KafkaFamilyAdapter):
         connection = self._connections.get(key)
         if connection is None:
             connection = self._connections[key] = _Connection(settings, loop)
-        backend = self._backends[consumer] = _AiokafkaBackend(consumer, connection)
+        group_id = getattr(consumer, "_group_id", None)
+        backend = self._backends[consumer] = _AiokafkaBackend(connection, group_id)
         return backend
+
+    def connect(self, url: str, /) -> contextlib.AbstractAsyncContextManager[AIOKafkaAdminClient]:
+        """A started `AIOKafkaAdminClient` for a `kafka://` URL, closed on exit with what the
+        deletions opened beside it. A malformed URL raises `ValueError` at once; a cluster
+        that cannot be reached within the adapter's `timeout` raises
+        `DeletionFailed(retryable=True)`. No error text holds the URL's password."""
+        return self._connected(url_settings(url), redact(url))
+
+    @contextlib.asynccontextmanager
+    async def _connected(self, settings: dict[str, Any], shown: str) -> AsyncIterator[Any]:
+        connection = _Connection(settings, asyncio.get_running_loop())
+        try:
+            admin = await asyncio.wait_for(connection.get_admin(), self.timeout)
+        except Exception as exc:
+            await connection.close()
+            reason = (
+                f"no answer within {self.timeout:g}s"
+                if isinstance(exc, asyncio.TimeoutError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            raise DeletionFailed(
+                f"could not connect to Kafka at {shown} ({reason}); nothing was sent, and "
+                "retrying is safe",
+                retryable=True,
+                cause=exc,
+            ) from exc
+        self._by_admin[admin] = connection
+        try:
+            yield admin
+        finally:
+            self._by_admin.pop(admin, None)
+            await connection.close()
+
+    def address_backend(self, connection: Any) -> AddressBackend:
+        """The backend of an `AIOKafkaAdminClient` (from `connect`, or the caller's, started),
+        for no consumer group: every group's commits count as another group's."""
+        if not isinstance(connection, AIOKafkaAdminClient):
+            raise UnsupportedDeletion(
+                f"{type(self).__name__} deletes addresses on an aiokafka.admin."
+                "AIOKafkaAdminClient (what connect('kafka://host:port') gives) or a kafka:// "
+                f"URL, not a {type(connection).__module__}.{type(connection).__qualname__}; "
+                "nothing was sent"
+            )
+        if not getattr(connection, "_started", False) or getattr(connection, "_closed", False):
+            raise UnsupportedDeletion(
+                "the AIOKafkaAdminClient is not started (or already closed): await "
+                "admin.start() before passing it; nothing was sent"
+            )
+        _check_version()
+        loop = asyncio.get_running_loop()
+        found = self._by_admin.get(connection)
+        if found is None or found.loop is not loop:
+            self._drop_closed_loops()
+            settings = connection_settings(connection)
+            found = self._by_admin[connection] = _Connection(settings, loop, connection)
+        return _AiokafkaBackend(found, None)
 
     def _drop_closed_loops(self) -> None:
         for key, connection in list(self._connections.items()):
             if connection.loop.is_closed():
                 del self._connections[key]
+        for admin, connection in list(self._by_admin.items()):
+            if connection.loop.is_closed():
+                del self._by_admin[admin]
 
     async def aclose(self) -> None:
-        """Close the admin clients and producers this adapter opened on the running loop."""
+        """Close the admin clients and producers this adapter opened on the running loop (a
+        caller's admin client stays open)."""
         loop = asyncio.get_running_loop()
         for key, connection in list(self._connections.items()):
             if connection.loop is loop:
                 await connection.close()
                 del self._connections[key]
+        for admin, connection in list(self._by_admin.items()):
+            if connection.loop is loop and not connection.owns_admin:
+                await connection.close()
+                del self._by_admin[admin]
         self._drop_closed_loops()
+
+
+def _check_version() -> None:
+    if aiokafka_version() < DELETE_RECORDS_VERSION:
+        raise UnsupportedDeletion(
+            f"deleting Kafka records needs aiokafka >= 0.11 (DeleteRecords); this is "
+            f"aiokafka {aiokafka.__version__}: upgrade aiokafka"
+        )
