@@ -29,6 +29,7 @@ from faststream import Context, FastStream
 
 import msgdel
 from msgdel import DeleteResult, NotDeletable, Outcome, Semantics, UnsupportedDeletion
+from msgdel.address import Address, KafkaOffset
 from msgdel.batcher import Batcher
 from msgdel.faststream import DeleteMiddleware
 from msgdel.testing.conformance import AdapterConformance, Consumed, Handle, Harness
@@ -336,6 +337,17 @@ class KafkaHarness(Harness):
                 yield self.last
             finally:
                 self.running = None
+
+    def addresses(self, consumed: Consumed) -> list[Address]:
+        if self.strategy != "truncate":  # an offset names no key to tombstone
+            raise NotImplementedError
+        part = consumed.target
+        return [
+            KafkaOffset(part.topic, part.partition, int(o)) for ids in consumed.ids for o in ids
+        ]
+
+    def connection(self) -> str:
+        return f"kafka://{self.server.url}"
 
     async def stored(self, target: Any) -> list[str]:
         """The offsets from the partition's log start to its end."""

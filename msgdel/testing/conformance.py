@@ -36,6 +36,7 @@ import pytest_asyncio
 from faststream import AckPolicy, BaseMiddleware
 
 import msgdel
+from msgdel.address import Address
 from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion
 from msgdel.features import Features
 from msgdel.protocol import Deletable
@@ -171,6 +172,17 @@ class Harness(abc.ABC):
         """Start it again, and wait until it answers."""
         raise NotImplementedError
 
+    def addresses(self, consumed: Consumed) -> list[Address]:
+        """The [address][msgdel.address.Address] of each id of `consumed` (its `ids`,
+        flattened, in order), for an adapter that deletes by address
+        (`features.by_address`); the address cases are skipped where this is not given."""
+        raise NotImplementedError
+
+    def connection(self) -> Any:
+        """What [`msgdel.delete_at`][msgdel.delete_at] connects with: the broker's URL (or a
+        client). Required with [`addresses`][msgdel.testing.conformance.Harness.addresses]."""
+        raise NotImplementedError
+
     def hollow(self) -> Any:
         """A message of [`message_type`][msgdel.testing.conformance.Harness.message_type] that no
         broker delivered (default: an instance made without calling its `__init__`)."""
@@ -191,6 +203,35 @@ async def _optional(call: Any, *args: Any) -> Any:
 
 def _stores(harness: Harness) -> bool:
     return harness.semantics in (Semantics.EXACT, Semantics.PREFIX)
+
+
+def _addressed(harness: Harness, consumed: Consumed) -> list[Address]:
+    """The harness's addresses of `consumed`, or skip the case."""
+    if not harness.adapter.features.by_address:
+        pytest.skip("the adapter does not delete by address (features.by_address)")
+    if not _stores(harness):
+        pytest.skip("nothing stored: nothing to address")
+    try:
+        return harness.addresses(consumed)
+    except NotImplementedError:
+        pytest.skip("the harness gives no addresses")
+
+
+async def _delete_at(harness: Harness, addresses: list[Address], **options: Any) -> Any:
+    adapter: Any = harness.adapter
+    return await msgdel.delete_at(
+        harness.connection(), addresses, adapter=adapter, registry=harness.registry, **options
+    )
+
+
+def _kept_as_promised(result: DeleteResult, position: int, ids: list[str], left: list[str]) -> None:
+    """What the broker stores agrees with the result of deleting `ids[position]`."""
+    if result.outcome is Outcome.DEFERRED:
+        assert ids[position] in left, f"{ids[position]} was reported DEFERRED but is gone"
+        return
+    assert result.outcome is Outcome.DELETED, result
+    gone = ids[: position + 1] if result.semantics is Semantics.PREFIX else [ids[position]]
+    assert left == [i for i in ids if i not in gone], (result, left)
 
 
 class AdapterConformance:
@@ -271,6 +312,64 @@ class AdapterConformance:
         assert again.ids == first.ids
         if kit.semantics is Semantics.EXACT:
             assert await kit.stored(got.target) == _flat(got.ids[1:])
+
+    # -- by address (features.by_address) -------------------------------------------------
+    async def test_by_address_the_named_message_goes_as_its_result_says(self, kit: Harness) -> None:
+        async with kit.consumed(3) as got:
+            addresses = _addressed(kit, got)
+            (result,) = await _delete_at(kit, addresses[1:2])
+        ids = _flat(got.ids)
+        assert (result.broker, result.ids) == (kit.adapter.features.broker, (ids[1],))
+        assert result.target == addresses[1].target
+        assert result.semantics is kit.semantics
+        _kept_as_promised(result, 1, ids, await kit.stored(got.target))
+
+    async def test_by_address_a_dry_run_sends_nothing(self, kit: Harness) -> None:
+        async with kit.consumed(2) as got:
+            addresses = _addressed(kit, got)
+            results = await _delete_at(kit, addresses, dry_run=True)
+        assert [r.outcome for r in results] == [Outcome.SKIPPED] * len(addresses)
+        assert await kit.stored(got.target) == _flat(got.ids)
+
+    async def test_by_address_deleting_again_reports_the_repeat_and_removes_nothing(
+        self, kit: Harness
+    ) -> None:
+        async with kit.consumed(2) as got:
+            addresses = _addressed(kit, got)
+            (first,) = await _delete_at(kit, addresses[:1])
+            if first.outcome is not Outcome.DELETED:
+                pytest.skip(f"the first deletion was {first.outcome.name}: nothing to repeat")
+            (again,) = await _delete_at(kit, addresses[:1])
+            (twice, other) = await _delete_at(kit, [addresses[1], addresses[1]])
+        # An address cannot tell "deleted before" from "never stored": either is true.
+        gone = {kit.adapter.features.repeat, Outcome.ALREADY_GONE, Outcome.NOTHING_STORED}
+        assert again.outcome in gone
+        assert again.removed == 0
+        assert twice.outcome in (Outcome.DELETED, Outcome.DEFERRED)
+        if twice.outcome is Outcome.DELETED:  # an equal address is deleted once
+            assert (other.outcome, other.removed) == (kit.adapter.features.repeat, 0)
+
+    async def test_by_address_a_stopped_broker_fails_retryably_and_a_retry_deletes(
+        self, kit: Harness
+    ) -> None:
+        if not kit.restartable:
+            pytest.skip("the harness cannot stop its broker")
+        async with kit.consumed(2) as got:
+            addresses = _addressed(kit, got)
+            await kit.stop()
+            try:
+                (failed,) = await _delete_at(kit, addresses[:1], return_exceptions=True)
+            finally:
+                await kit.start()
+            assert isinstance(failed, DeletionFailed), failed
+            assert failed.retryable is True
+            for _ in range(20):  # the client may need a moment to reconnect
+                (retried,) = await _delete_at(kit, addresses[:1], return_exceptions=True)
+                if not isinstance(retried, DeletionFailed) or not retried.retryable:
+                    break
+                await asyncio.sleep(0.25)
+        assert isinstance(retried, DeleteResult), retried
+        _kept_as_promised(retried, 0, _flat(got.ids), await kit.stored(got.target))
 
     # -- batches -------------------------------------------------------------------------
     async def test_delete_many_gives_one_result_per_message_in_input_order(

@@ -25,6 +25,7 @@ from faststream.mqtt.message import MQTTMessage
 
 import msgdel
 from msgdel.adapters.mqtt import MQTTAdapter
+from msgdel.address import Address, RetainedTopic
 from msgdel.semantics import Semantics
 from msgdel.testing.conformance import Consumed, Handle, Harness
 from tests.mqtt.helpers import QOS1, RECONNECT, WAIT, Watch, retain, retained
@@ -211,6 +212,12 @@ class RetainedHarness(MQTTHarness):
     """Messages that arrived retained: the adapter clears their topics (``EXACT``)."""
 
     retained = True
+
+    def addresses(self, consumed: Consumed) -> list[Address]:
+        return [RetainedTopic(topic) for ids in consumed.ids for topic in ids]
+
+    def connection(self) -> str:
+        return str(self.server.url)
 
 
 class LiveHarness(MQTTHarness):

@@ -42,6 +42,7 @@ from typing_extensions import Self
 
 import msgdel
 from msgdel.adapters.nats import JetStreamAdapter, KeyValueAdapter, ObjectStoreAdapter
+from msgdel.address import Address, JetStreamSequence, KvKey
 from msgdel.testing.conformance import Consumed, Handle, Harness
 from tests.eventually import eventually
 
@@ -456,6 +457,12 @@ class JetStreamHarness(NatsHarness):
     async def stored(self, target: Any) -> list[str]:
         return [str(entry.seq) for entry in await stream_entries(self.js, target)]
 
+    def addresses(self, consumed: Consumed) -> list[Address]:
+        return [JetStreamSequence(consumed.target, int(s)) for ids in consumed.ids for s in ids]
+
+    def connection(self) -> str:
+        return str(self.server.url)
+
 
 class JetStreamBatchHarness(JetStreamHarness):
     """``NatsBatchMessage`` of :data:`BATCH` stream messages each, from a pull subscriber.
@@ -619,6 +626,12 @@ class KeyValueHarness(BucketHarness):
             for entry in await latest_entries(self.js, f"KV_{target}", prefix)
             if (entry.headers or {}).get("KV-Operation") not in KV_MARKERS
         ]
+
+    def addresses(self, consumed: Consumed) -> list[Address]:
+        return [KvKey(consumed.target, key) for ids in consumed.ids for key in ids]
+
+    def connection(self) -> str:
+        return str(self.server.url)
 
 
 KV_MARKERS = ("DEL", "PURGE")

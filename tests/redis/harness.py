@@ -24,6 +24,7 @@ from faststream.redis.message import (
 )
 
 import msgdel
+from msgdel.address import Address, RedisEntry
 from msgdel.compat import bind_to_subscriber
 from msgdel.testing.conformance import Consumed, Handle, Harness
 from tests.eventually import eventually
@@ -265,6 +266,16 @@ class StreamHarness(RedisHarness):
 
     def held(self, message: Any) -> int:
         return len(message.raw_message["message_ids"])
+
+    def addresses(self, consumed: Consumed) -> list[Address]:
+        return [
+            RedisEntry(consumed.target, entry, group=self.group)
+            for ids in consumed.ids
+            for entry in ids
+        ]
+
+    def connection(self) -> str:
+        return str(self.server.url)
 
     async def stored(self, target: Any) -> list[str]:
         """The entries ``target`` still holds. Its group's pending entries are checked too:
