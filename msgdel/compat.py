@@ -67,15 +67,22 @@ def is_test_double(obj: object) -> bool:
 
     `TestRedisBroker` and the others replace the producer (a class in a `*.testing`
     module), bind a `FakeConsumer` to Kafka and Redis messages, and build RabbitMQ
-    messages as a `PatchedMessage`.
+    messages as a `PatchedMessage`. Decided once per class (the hot path asks it for every
+    message's client).
     """
-    for cls in type(obj).__mro__:
-        module = cls.__module__
-        if module.startswith("faststream.") and (
-            module.endswith(".testing") or cls.__name__ in _TEST_CLASS_NAMES
-        ):
-            return True
-    return False
+    cls = type(obj)
+    known = _test_double_classes.get(cls)
+    if known is None:
+        known = _test_double_classes[cls] = any(
+            c.__module__.startswith("faststream.")
+            and (c.__module__.endswith(".testing") or c.__name__ in _TEST_CLASS_NAMES)
+            for c in cls.__mro__
+        )
+    return known
+
+
+_test_double_classes: dict[type, bool] = {}
+"""Per class: whether it is a test double. Classes are few and live as long as the process."""
 
 
 _TEST_CLASS_NAMES = frozenset({"FakeConsumer", "PatchedMessage"})
