@@ -23,8 +23,10 @@ It prints records/s per arm (median and each round), the median ratio over round
 range, and what each ``delete_many`` call sends (for aiokafka, counted on the adapter's
 clients).
 
+It ends with figure lines (``_common.figure``): each ratio against the goal of 0.9x.
+
     .venv/bin/python benchmarks/kafka_other_groups.py [--records 20000] [--app-records 3000]
-        [--rounds 7] [--idle-groups 20] [--client aiokafka|confluent|both]
+        [--rounds 7] [--idle-groups 20] [--client aiokafka|confluent|both] [--quick]
 """
 
 from __future__ import annotations
@@ -34,15 +36,16 @@ import asyncio
 import collections
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import Ratio, parser, sizes
+from _servers import kafka_servers
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from faststream import Context
@@ -51,7 +54,6 @@ from kafka_delete_many import make_topic
 import msgdel
 from msgdel.adapters.kafka import KafkaAdapter
 from msgdel.faststream import DeleteMiddleware
-from tests.testbed.kafka import KafkaServer
 
 BATCH = 500
 PARTITIONS = 4
@@ -293,7 +295,7 @@ async def app_round(
 
 
 # -- the report ---------------------------------------------------------------------------------
-def report(title: str, rounds: list[dict[str, float]]) -> None:
+def report(title: str, rounds: list[dict[str, float]]) -> Ratio:
     print(title)
     for name in (DEFAULT, OPT_OUT):
         each = " ".join(f"{r[name]:,.0f}" for r in rounds)
@@ -302,6 +304,7 @@ def report(title: str, rounds: list[dict[str, float]]) -> None:
     ratios = [r[DEFAULT] / r[OPT_OUT] for r in rounds]
     print(f"  default / protect_groups=False: {statistics.median(ratios):.2f}x "
           f"(rounds {min(ratios):.2f}-{max(ratios):.2f}; goal >= 0.90x)")  # fmt: skip
+    return Ratio(ratios)
 
 
 SEQUENCE = {
@@ -357,30 +360,31 @@ async def bench(kind: Aiokafka, servers: list[str], args: argparse.Namespace) ->
     groups = await group_count(servers)
     print(f"\n{kind.name}: {groups} consumer groups in the cluster ({len(OTHER_GROUPS)} "
           f"committed on each topic, {args.idle_groups} idle, the benchmark's own)")  # fmt: skip
-    report(f"delete_many of {BATCH}: {args.records:,} records per arm and round over "
-           f"{PARTITIONS} partitions, {args.rounds} rounds", many)  # fmt: skip
+    ratio = report(f"delete_many of {BATCH}: {args.records:,} records per arm and round over "
+                   f"{PARTITIONS} partitions, {args.rounds} rounds", many)  # fmt: skip
+    ratio.figure(f"Kafka ({kind.name}) other groups: delete_many default vs protect_groups=False",
+                 ">= 0.9", note=f"{groups} groups in the cluster")  # fmt: skip
     report_requests(kind, counts)
-    report(f"batched middleware (DeleteMiddleware(batcher=Batcher())): {args.app_records:,} "
-           f"records per arm and round, {args.rounds} rounds", app)  # fmt: skip
+    ratio = report(f"batched middleware (DeleteMiddleware(batcher=Batcher())): "
+                   f"{args.app_records:,} records per arm and round, {args.rounds} rounds",
+                   app)  # fmt: skip
+    ratio.figure(f"Kafka ({kind.name}) other groups: batched middleware default vs "
+                 "protect_groups=False", ">= 0.9",
+                 note=f"{groups} groups in the cluster")  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=20_000)
-    parser.add_argument("--app-records", type=int, default=3_000)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--idle-groups", type=int, default=20)
-    parser.add_argument("--client", choices=["aiokafka", "confluent", "both"], default="both")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--records", type=int, help="per arm and round (20,000)")
+    options.add_argument("--app-records", type=int, help="per app run (3,000)")
+    options.add_argument("--idle-groups", type=int, default=20)
+    options.add_argument("--client", choices=["aiokafka", "confluent", "both"], default="both")
+    args = sizes(options.parse_args(), records=(20_000, 3_000), app_records=(3_000, 600),
+                 rounds=(7, 3))  # fmt: skip
     kinds = {"aiokafka": [Aiokafka()], "confluent": [Confluent()]}
     for kind in kinds.get(args.client, [Aiokafka(), Confluent()]):
-        with tempfile.TemporaryDirectory() as workdir:
-            server = KafkaServer(Path(workdir))
-            server.start()
-            try:
-                asyncio.run(bench(kind, server.servers, args))
-            finally:
-                server.stop()
+        with kafka_servers() as servers:
+            asyncio.run(bench(kind, servers, args))
 
 
 if __name__ == "__main__":

@@ -1,34 +1,78 @@
-"""JetStream deletes per second: msgdel's ``delete_many`` vs nats-py's ``delete_msg`` one by one.
+"""NATS JetStream: msgdel's ``delete_many`` against nats-py and the raw request, and the apps.
 
-Run from the repository root (it starts its own nats-server from the test bed)::
+Starts its own nats-server with JetStream. Two parts, each with its arms interleaved over
+``--rounds`` rounds (rotated round by round), medians, ranges and per-round ratios:
 
-    .venv/bin/python -m benchmarks.nats_delete_many            # 20,000 messages per run
-    .venv/bin/python -m benchmarks.nats_delete_many --count 5000 --url nats://127.0.0.1:4222
+1. Deleting ``--count`` consumed messages, each arm on a stream of its own (the messages
+   consumed first, untimed, into FastStream ``NatsMessage`` objects). JetStream deletes one
+   sequence per request (``$JS.API.STREAM.MSG.DELETE``); what each arm sends:
 
-Every run fills its own stream, consumes it into FastStream ``NatsMessage`` objects, deletes
-every message and checks that the stream is empty afterwards. Figures are printed, not asserted.
+   - ``nats-py one by one``: ``js.delete_msg`` awaited one at a time: one request each, which
+     nats-py always sends without ``no_erase`` (the server overwrites the message: erase);
+   - ``nats-py 100 in flight``: the same ``js.delete_msg`` (erase), ``--concurrency`` at once;
+   - ``raw no_erase, 100 in flight``: the request msgdel sends (``{"seq": n, "no_erase":
+     true}``), ``--concurrency`` at once, through ``nc.request``;
+   - ``msgdel no_erase``: ``JetStreamAdapter().delete_many`` (``no_erase``, the default), at
+     most ``--concurrency`` in flight, after reading the stream's state once (``STREAM.INFO``
+     + ``CONSUMER.LIST``);
+   - ``msgdel erase``: ``JetStreamAdapter(erase=True).delete_many``, the same with erase.
+
+   Every stream must be empty afterwards.
+2. A FastStream app (pull subscriber, ``batch_size=100``, durable, the same consumer config in
+   every arm) over ``--app-count`` messages: ``consume only`` (``AckPolicy.MANUAL``: no ack,
+   nothing deleted), ``FastStream default`` (an ack per message, nothing deleted) and
+   ``batched middleware`` (``DeleteMiddleware(batcher=Batcher())``: FastStream's ack per
+   message, and per batch the deletes, ``--concurrency`` in flight). Timed from the first
+   message handled until the last was (and ``batcher.close()`` returned); the stream must
+   hold every message after the first two and none after the third.
+
+    .venv/bin/python benchmarks/nats_delete_many.py [--count 10000] [--app-count 3000]
+        [--concurrency 100] [--rounds 5] [--quick] [--url nats://...]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import tempfile
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import nats
+from _common import Rounds, parser, sizes
+from _servers import nats_url
+from faststream import AckPolicy as FastStreamAckPolicy
+from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsMessage
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
+import msgdel
 from msgdel.adapters.nats import JetStreamAdapter
+from msgdel.faststream import DeleteMiddleware
+
+DELETES = {
+    "nats-py one by one": "delete_msg awaited one at a time: a request each, erase",
+    "nats-py 100 in flight": "delete_msg, 100 at once: a request each, erase",
+    "raw no_erase, 100 in flight": "nc.request STREAM.MSG.DELETE {seq, no_erase: true}, 100 "
+    "at once",
+    "msgdel no_erase": "delete_many: STREAM.INFO + CONSUMER.LIST, then a no_erase request "
+    "each, 100 in flight",
+    "msgdel erase": "delete_many(erase=True): the same, each request an erase",
+}
+APPS = {
+    "consume only": "pull (fetch 100), no ack: every message stays in the stream",
+    "FastStream default": "pull, an ack per message: every message stays in the stream",
+    "batched middleware": "pull, an ack per message, the batches' deletes (100 in flight): "
+    "the stream ends empty",
+}
 
 
-async def _fill(nc: Client, count: int) -> str:
+async def fill(nc: Client, count: int) -> str:
     """A new stream holding ``count`` small messages; returns its name."""
     js = nc.jetstream()
     stream = f"bench_{uuid.uuid4().hex[:8]}"
@@ -43,7 +87,7 @@ async def _fill(nc: Client, count: int) -> str:
     return stream
 
 
-async def _consume(nc: Client, stream: str, count: int) -> list[NatsMessage]:
+async def consume(nc: Client, stream: str, count: int) -> list[NatsMessage]:
     """Every message of ``stream`` as the NatsMessage a FastStream handler would receive."""
     sub = await nc.jetstream().pull_subscribe(
         f"{stream}.in",
@@ -60,76 +104,165 @@ async def _consume(nc: Client, stream: str, count: int) -> list[NatsMessage]:
     return got
 
 
-async def _timed(label: str, count: int, run: Callable[[], Awaitable[Any]]) -> float:
-    began = time.perf_counter()
-    await run()
-    seconds = time.perf_counter() - began
-    rate = count / seconds
-    print(f"{label:<52} {seconds:7.2f} s  {rate:9,.0f} deletes/s")
-    return rate
+async def stored(nc: Client, stream: str) -> int:
+    return int((await nc.jetstream().stream_info(stream)).state.messages)
 
 
-async def _check_empty(nc: Client, stream: str) -> None:
-    messages = (await nc.jetstream().stream_info(stream)).state.messages
-    if messages:
-        raise SystemExit(f"stream {stream} still holds {messages} messages")
+async def bounded(jobs: list[Callable[[], Awaitable[Any]]], limit: int) -> None:
+    """Run ``jobs`` with at most ``limit`` in flight."""
+    queue = iter(jobs)
+
+    async def worker() -> None:
+        for job in queue:
+            await job()
+
+    await asyncio.gather(*(worker() for _ in range(limit)))
 
 
-async def bench(url: str, count: int, concurrency: int) -> None:
-    nc = await nats.connect(url)
+async def delete_rate(nc: Client, arm: str, count: int, concurrency: int) -> float:
+    """Deletes/s of one arm over a fresh stream of ``count`` messages."""
     js = nc.jetstream()
-    try:
-        print(f"{count:,} JetStream messages per run, {concurrency} requests in flight\n")
+    stream = await fill(nc, count)
+    messages = await consume(nc, stream, count) if arm.startswith("msgdel") else []
+    run: Callable[[], Awaitable[Any]]
+    if arm == "nats-py one by one":
 
-        stream = await _fill(nc, count)
-
-        async def one_by_one() -> None:
+        async def run() -> None:
             for seq in range(1, count + 1):
                 await js.delete_msg(stream, seq)
 
-        baseline = await _timed(
-            "nats-py delete_msg, awaited one at a time (erase)", count, one_by_one
-        )
-        await _check_empty(nc, stream)
+    elif arm == "nats-py 100 in flight":
 
-        rates: dict[str, float] = {}
-        for erase in (False, True):
-            stream = await _fill(nc, count)
-            messages = await _consume(nc, stream, count)
-            adapter = JetStreamAdapter(erase=erase, concurrency=concurrency)
-            label = f"msgdel delete_many ({'erase' if erase else 'no_erase, default'})"
+        def run() -> Awaitable[None]:
+            jobs = [lambda s=seq: js.delete_msg(stream, s) for seq in range(1, count + 1)]
+            return bounded(jobs, concurrency)
 
-            async def run(adapter: JetStreamAdapter = adapter, messages: Any = messages) -> None:
-                await adapter.delete_many(messages)
+    elif arm == "raw no_erase, 100 in flight":
+        subject = f"$JS.API.STREAM.MSG.DELETE.{stream}"
 
-            rates[label] = await _timed(label, count, run)
-            await _check_empty(nc, stream)
+        async def one(seq: int) -> None:
+            reply = await nc.request(subject, b'{"seq":%d,"no_erase":true}' % seq, timeout=5)
+            assert reply.data.startswith(b'{"type":"io.nats.jetstream.api.v1.stream_msg_delete_'
+                                         b'response","success":true'), reply.data  # fmt: skip
 
-        print()
-        for label, rate in rates.items():
-            print(f"{label:<52} {rate / baseline:5.1f}x nats-py one by one")
+        def run() -> Awaitable[None]:
+            return bounded([lambda s=seq: one(s) for seq in range(1, count + 1)], concurrency)
+
+    else:
+        adapter = JetStreamAdapter(erase=arm == "msgdel erase", concurrency=concurrency)
+
+        async def run() -> None:
+            results = await adapter.delete_many(messages)
+            assert all(
+                isinstance(r, msgdel.DeleteResult) and r.outcome is msgdel.Outcome.DELETED
+                for r in results
+            ), results[:3]
+
+    began = time.perf_counter()
+    await run()
+    seconds = time.perf_counter() - began
+    left = await stored(nc, stream)
+    if left:
+        raise SystemExit(f"{arm}: stream {stream} still holds {left} messages")
+    await js.delete_stream(stream)
+    return count / seconds
+
+
+async def app_rate(nc: Client, url: str, arm: str, count: int, concurrency: int) -> float:
+    """Messages/s of one FastStream app run over a fresh stream of ``count`` messages."""
+    stream = await fill(nc, count)
+    batcher = None
+    middlewares = []
+    if arm == "batched middleware":
+        registry = msgdel.Registry(builtins=False)
+        registry.register(NatsMessage, JetStreamAdapter(concurrency=concurrency))
+        batcher = msgdel.Batcher(registry)
+        middlewares = [DeleteMiddleware(batcher=batcher)]
+    broker = NatsBroker(url, middlewares=middlewares, logger=None)
+    handled, first = 0, 0.0
+    done = asyncio.Event()
+    policy = FastStreamAckPolicy.MANUAL if arm == "consume only" else FastStreamAckPolicy.ACK
+
+    @broker.subscriber(
+        f"{stream}.in", stream=JStream(stream, declare=False), durable="app",
+        pull_sub=PullSub(batch_size=100, timeout=1), ack_policy=policy,
+        config=ConsumerConfig(max_ack_pending=count + 1),
+    )  # fmt: skip
+    async def handle(body: bytes) -> None:
+        nonlocal handled, first
+        if not handled:
+            first = time.perf_counter()
+        handled += 1
+        if handled == count:
+            done.set()
+
+    async with broker:
+        await broker.start()
+        await asyncio.wait_for(done.wait(), 600)
+        if batcher is not None:
+            await batcher.close()
+        elapsed = time.perf_counter() - first
+    left = await stored(nc, stream)
+    expected = 0 if batcher is not None else count
+    if left != expected:
+        raise SystemExit(f"{arm}: {left} messages in {stream}, expected {expected}")
+    await nc.jetstream().delete_stream(stream)
+    return count / elapsed
+
+
+async def bench(url: str, args: Any) -> None:
+    nc = await nats.connect(url)
+    try:
+        deletes, apps = Rounds(list(DELETES)), Rounds(list(APPS))
+        for number in range(args.rounds):
+            for arm in deletes.order(number):
+                deletes.add(arm, await delete_rate(nc, arm, args.count, args.concurrency))
+            for arm in apps.order(number):
+                apps.add(arm, await app_rate(nc, url, arm, args.app_count, args.concurrency))
     finally:
         await nc.close()
+    deletes.report(f"1. {args.count:,} JetStream messages deleted per arm and round, "
+                   f"{args.concurrency} in flight where concurrent", "deletes/s",
+                   DELETES)  # fmt: skip
+    apps.report(f"2. FastStream JetStream pull consumer, {args.app_count:,} messages per run",
+                "msg/s", APPS)  # fmt: skip
+    pairs = [
+        (deletes, "msgdel no_erase", "nats-py one by one", ">= 6",
+         "NATS delete_many no_erase vs nats-py one by one"),
+        (deletes, "msgdel erase", "nats-py one by one", ">= 1.8",
+         "NATS delete_many erase vs nats-py one by one (erase vs erase)"),
+        (deletes, "msgdel erase", "nats-py 100 in flight", None,
+         "NATS delete_many erase vs nats-py delete_msg 100 in flight (same requests)"),
+        (deletes, "msgdel no_erase", "raw no_erase, 100 in flight", None,
+         "NATS delete_many no_erase vs raw no_erase requests 100 in flight"),
+        (apps, "batched middleware", "consume only", None,
+         "NATS batched middleware vs consume-only app"),
+        (apps, "batched middleware", "FastStream default", None,
+         "NATS batched middleware vs FastStream default ack app"),
+    ]  # fmt: skip
+    print()
+    for rounds, arm, baseline, goal, name in pairs:
+        note = f"  (goal {goal}x)" if goal else ""
+        print(f"  {name}: {rounds.ratio(arm, baseline)}{note}")
+    for rounds, arm, baseline, goal, name in pairs:
+        rounds.ratio(arm, baseline).figure(name, goal)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=100)
-    parser.add_argument("--url", help="an existing NATS server with JetStream (default: start one)")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--count", type=int, help="deletes per arm and round (10,000)")
+    options.add_argument("--app-count", type=int, help="messages per app run (3,000)")
+    options.add_argument("--concurrency", type=int, default=100)
+    options.add_argument(
+        "--url", help="an existing NATS server with JetStream (default: start one)"
+    )
+    args = sizes(options.parse_args(), count=(10_000, 2_000), app_count=(3_000, 1_000),
+                 rounds=(5, 3))  # fmt: skip
     if args.url:
-        asyncio.run(bench(args.url, args.count, args.concurrency))
+        asyncio.run(bench(args.url, args))
         return
-    from tests.testbed.nats import NatsServer
-
-    with tempfile.TemporaryDirectory() as workdir:
-        server = NatsServer(Path(workdir))
-        server.start()
-        try:
-            asyncio.run(bench(server.url, args.count, args.concurrency))
-        finally:
-            server.stop()
+    with nats_url() as url:
+        asyncio.run(bench(url, args))
 
 
 if __name__ == "__main__":

@@ -15,17 +15,17 @@ each adapter, in alternating order round by round, on a fresh stream of ``--app-
 messages that a second consumer has acknowledged; timed from the first message handled until
 ``batcher.close()`` returned, and checked empty.
 
-    .venv/bin/python -m benchmarks.nats_other_consumers [--count 10000] [--app-count 3000]
-        [--rounds 5]
+It ends with figure lines (``_common.figure``): each ratio, for information (no goal).
+
+    .venv/bin/python benchmarks/nats_other_consumers.py [--count 10000] [--app-count 3000]
+        [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -36,7 +36,10 @@ from faststream.nats.message import NatsMessage
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Ratio, describe, parser, sizes
+from _servers import nats_url
 
 import msgdel
 from msgdel.adapters.nats import JetStreamAdapter
@@ -162,27 +165,25 @@ async def bench(url: str, count: int, rounds: int, app_count: int) -> None:
         each = " ".join(f"{r[label]:,.0f}" for r in results)
         print(f"  {label:<56} {statistics.median(r[label] for r in results):>9,.0f}/s  ({each})")
     default, opt_out = ARMS
+    describe({
+        default: "STREAM.INFO + CONSUMER.LIST per stream and call, then a no_erase "
+        "STREAM.MSG.DELETE per message (100 in flight)",
+        opt_out: "STREAM.INFO per stream and call, then the same deletes",
+    })  # fmt: skip
     for call in ("delete_many", "delete", "batched middleware"):
-        ratios = [r[f"{default}, {call}"] / r[f"{opt_out}, {call}"] for r in results]
-        print(f"  default / opt-out, {call}: {statistics.median(ratios):.2f}x "
-              f"(rounds {min(ratios):.2f}-{max(ratios):.2f})")  # fmt: skip
+        ratio = Ratio([r[f"{default}, {call}"] / r[f"{opt_out}, {call}"] for r in results])
+        print(f"  default / opt-out, {call}: {ratio}")
+        ratio.figure(f"NATS other consumers: {call} default vs ignore_other_consumers", None)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--app-count", type=int, default=3_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    from tests.testbed.nats import NatsServer
-
-    with tempfile.TemporaryDirectory() as workdir:
-        server = NatsServer(Path(workdir))
-        server.start()
-        try:
-            asyncio.run(bench(server.url, args.count, args.rounds, args.app_count))
-        finally:
-            server.stop()
+    options = parser(__doc__)
+    options.add_argument("--count", type=int, help="per arm and round (10,000)")
+    options.add_argument("--app-count", type=int, help="per app run (3,000)")
+    args = sizes(options.parse_args(), count=(10_000, 2_000), app_count=(3_000, 1_000),
+                 rounds=(5, 3))  # fmt: skip
+    with nats_url() as url:
+        asyncio.run(bench(url, args.count, args.rounds, args.app_count))
 
 
 if __name__ == "__main__":

@@ -1,25 +1,53 @@
-"""Redis: msgdel against FastStream's own delete and raw redis-py, on a real server.
+"""Redis: msgdel against the raw command it sends, FastStream's own delete, and one by one.
 
-Prints, in one run:
-  1. a FastStream app deleting each message with ``await msgdel.delete(msg)`` vs FastStream's
-     own ``await msg.delete()`` (messages/s and the ratio; goal >= 0.95);
-  2. ``delete_many`` over stream entries in batches of 500 vs one awaited ``msgdel.delete``
-     per entry (goal >= 40x) and vs a raw redis-py loop of 500-id XDEL commands (goal >= 0.8x),
-     once with redis-py's pure-Python reply parser and once with hiredis if it is installed;
-  3. a warm ``default_registry.resolve`` (goal under 1 microsecond).
+Starts its own Redis 8.2 (XDELEX and XACKDEL need it) and prints, in one run:
 
-    .venv/bin/python benchmarks/redis_delete.py [--entries 100000] [--app-messages 5000]
+1. A FastStream app in a consumer group deleting each message in its handler: ``await
+   msgdel.delete(msg)`` (one XACKDEL per message: acknowledged and deleted at once) against
+   FastStream's own ``await msg.delete()`` (an XDEL, then FastStream's XACK). Interleaved runs.
+2. For each redis-py reply parser (hiredis, which redis-py uses when it is installed, and
+   redis-py's own pure-Python parser: RESP3, redis-py 8's default protocol), ``delete_many``
+   of 500 messages per call against the same command sent raw with the same ids on the same
+   client, its reply decoded at once into a list of ints:
+
+   - no group: msgdel sends ``XDELEX key ACKED IDS 500 …``; the raw arm sends exactly that;
+   - group ``g`` (entries read and pending): msgdel sends ``XACKDEL key g ACKED IDS 500 …``;
+     the raw arm sends exactly that.
+
+   Each arm has a stream of its own holding entries with the same ids (the second stream is
+   filled with the first one's ids). Calls interleave call by call, their order alternating,
+   and each round's rate comes from its median call. Also printed: a raw 500-id XDEL (one
+   count, not a code per entry: not the same work), and ``msgdel.delete`` awaited once per
+   entry.
+
+   msgdel's own CPU per entry: the server runs in its own process, so this process's CPU time
+   (``time.process_time``) around a call is the client's work only. msgdel's own is the CPU
+   of a ``delete_many`` of 500 minus that of the raw same command of 500 (encoding, parsing
+   and decoding its reply), per pair of neighbouring calls, divided by 500: median over the
+   calls of a round, then over rounds.
+3. A warm ``default_registry.resolve`` (nanoseconds).
+
+Every arm checks the broker afterwards: the streams are empty and nothing is pending.
+
+    .venv/bin/python benchmarks/redis_delete.py [--entries 20000] [--single-entries 2000]
+        [--app-messages 2000] [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import statistics
+import sys
 import time
 import timeit
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-from _servers import redis_url
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Ratio, Rounds, figure, parser, sizes
+from _servers import BATCH, fill_stream, read_group, redis_url, stream_messages
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage as StreamMessageParam
 from faststream.redis.message import RedisStreamMessage
@@ -27,19 +55,21 @@ from redis.asyncio import Redis
 
 import msgdel
 
-BATCH = 500
 
-
-async def app_rate(url: str, count: int, use_msgdel: bool) -> float:
-    """Messages/s of a FastStream consumer-group app that deletes every message it handles."""
+# -- 1. the FastStream app ----------------------------------------------------------------------
+async def app_rate(url: str, count: int, use_msgdel: bool, number: int) -> float:
+    """Messages/s of a FastStream consumer-group app that deletes every message it handles,
+    from the first message handled to the last; checks the stream ends empty, none pending."""
     broker = RedisBroker(url, logger=None)
-    stream = f"app-{'msgdel' if use_msgdel else 'faststream'}-{time.monotonic_ns()}"
+    stream = f"app-{'msgdel' if use_msgdel else 'faststream'}-{number}"
     done = asyncio.Event()
-    handled = 0
+    handled, first = 0, 0.0
 
     @broker.subscriber(stream=StreamSub(stream, group="g", consumer="c", max_records=100))
     async def handle(body: str, msg: StreamMessageParam) -> None:
-        nonlocal handled
+        nonlocal handled, first
+        if not handled:
+            first = time.perf_counter()
         if use_msgdel:
             await msgdel.delete(msg)
         else:
@@ -48,92 +78,195 @@ async def app_rate(url: str, count: int, use_msgdel: bool) -> float:
         if handled == count:
             done.set()
 
+    client = Redis.from_url(url)
+    await client.xgroup_create(stream, "g", id="0", mkstream=True)
+    await fill_stream(client, stream, count)
     async with broker:
         await broker.start()
-        client: Any = broker._connection
-        for start in range(0, count, BATCH):
-            async with client.pipeline(transaction=False) as pipe:
-                for i in range(start, min(start + BATCH, count)):
-                    pipe.xadd(stream, {"__data__": f"order-{i}".encode()})
-                await pipe.execute()
-        began = time.perf_counter()
-        await asyncio.wait_for(done.wait(), 300)
-        elapsed = time.perf_counter() - began
-        assert await client.xlen(stream) == 0, "every message should be gone"
+        await asyncio.wait_for(done.wait(), 120)
+        elapsed = time.perf_counter() - first
+    await assert_empty(client, stream, group="g")
+    await client.aclose()
     return count / elapsed
 
 
-async def fill(client: Redis, stream: str, count: int) -> list[bytes]:
-    ids: list[bytes] = []
-    for start in range(0, count, BATCH):
-        async with client.pipeline(transaction=False) as pipe:
-            for i in range(start, min(start + BATCH, count)):
-                pipe.xadd(stream, {"n": i})
-            ids.extend(await pipe.execute())
-    return ids
+# -- 2. delete_many against the raw command -----------------------------------------------------
+async def read_all(client: Redis, stream: str, count: int) -> None:
+    """Read every entry of ``stream`` in group ``g``: all pending there."""
+    await client.xgroup_create(stream, "g", id="0")
+    await read_group(client, stream, "g", count)
 
 
-def messages(client: Redis, stream: str, ids: list[bytes]) -> list[RedisStreamMessage]:
-    """Stream messages as FastStream's parser builds them for a consumer without a group."""
-    return [
-        RedisStreamMessage(
-            raw_message={"type": "stream", "channel": stream, "message_ids": [i], "data": {}},
-            body=b"",
-            consumer=client,
-            group=None,
-        )
-        for i in ids
-    ]
+async def assert_empty(client: Redis, stream: str, group: str | None = None) -> None:
+    left = await client.xlen(stream)
+    pending = (await client.xpending(stream, group))["pending"] if group else 0
+    assert (left, pending) == (0, 0), f"{stream}: {left} entries, {pending} pending left"
 
 
-async def bulk_rates(
-    url: str, entries: int, single_entries: int, parser: type | None
-) -> dict[str, float]:
-    """Entries/s of msgdel.delete_many, raw XDEL and msgdel.delete one by one.
+Call = Callable[[int], Awaitable[Any]]
+"""One call of an arm: deletes the batch that starts at the given position."""
 
-    The first two run interleaved, batch by batch on two streams of the same size, so a
-    noisy machine slows both alike and the ratio between them stays meaningful.
-    """
-    client = Redis.from_url(url, **({"parser_class": parser} if parser else {}))
-    rates: dict[str, float] = {}
 
-    ours = messages(client, "bulk-msgdel", await fill(client, "bulk-msgdel", entries))
-    raw_ids = await fill(client, "bulk-raw", entries)
-    ours_seconds = raw_seconds = 0.0
+async def bulk_round(client: Redis, entries: int, number: int) -> dict[str, float]:
+    """One round: every bulk arm over ``entries`` entries; rates (from each arm's median
+    call) and msgdel's own CPU per entry for each command."""
+    streams = {arm: f"bulk-{number}-{arm}" for arm in BULK}
+    ids = await fill_stream(client, streams["msgdel XDELEX"], entries)
+    for arm in BULK:
+        if arm != "msgdel XDELEX":
+            await fill_stream(
+                client, streams[arm], entries, ids=ids
+            )  # the same ids in every stream
+    grouped = [arm for arm in BULK if "XACKDEL" in arm]
+    for arm in grouped:
+        await read_all(client, streams[arm], entries)
+    ours = {
+        arm: stream_messages(client, streams[arm], ids, "g" if arm in grouped else None)
+        for arm in ("msgdel XDELEX", "msgdel XACKDEL")
+    }
+
+    async def many(arm: str, start: int) -> None:
+        results = await msgdel.delete_many(ours[arm][start : start + BATCH])
+        assert all(r.outcome is msgdel.Outcome.DELETED for r in results), results[:3]
+
+    def raw(command: str, arm: str) -> Call:
+        stream = streams[arm]
+
+        async def call(start: int) -> None:
+            batch = ids[start : start + BATCH]
+            head = (stream, "g") if command == "XACKDEL" else (stream,)
+            reply = await client.execute_command(command, *head, "ACKED", "IDS", len(batch), *batch)
+            codes = [int(code) for code in reply]  # decoded at once, as msgdel does
+            assert codes.count(1) == len(batch), codes[:3]
+
+        return call
+
+    async def xdel(start: int) -> None:
+        assert await client.xdel(streams["raw XDEL"], *ids[start : start + BATCH]) > 0
+
+    calls: dict[str, Call] = {
+        "msgdel XDELEX": lambda start: many("msgdel XDELEX", start),
+        "raw XDELEX": raw("XDELEX", "raw XDELEX"),
+        "msgdel XACKDEL": lambda start: many("msgdel XACKDEL", start),
+        "raw XACKDEL": raw("XACKDEL", "raw XACKDEL"),
+        "raw XDEL": xdel,
+    }
+    wall: dict[str, list[float]] = {arm: [] for arm in BULK}
+    cpu: dict[str, list[float]] = {arm: [] for arm in BULK}
+    order = list(BULK)
     for start in range(0, entries, BATCH):
-        began = time.perf_counter()
-        await msgdel.delete_many(ours[start : start + BATCH])
-        middle = time.perf_counter()
-        await client.xdel("bulk-raw", *raw_ids[start : start + BATCH])
-        ours_seconds += middle - began
-        raw_seconds += time.perf_counter() - middle
-    rates["msgdel.delete_many, 500 per call"] = entries / ours_seconds
-    rates["raw redis-py XDEL, 500 ids per command"] = entries / raw_seconds
-    assert await client.xlen("bulk-msgdel") == 0
-    assert await client.xlen("bulk-raw") == 0
-
-    ids = await fill(client, "bulk-single", single_entries)
-    msgs = messages(client, "bulk-single", ids)
-    began = time.perf_counter()
-    for m in msgs:
-        await msgdel.delete(m)
-    rates["msgdel.delete, one awaited per entry"] = single_entries / (time.perf_counter() - began)
-
-    await client.aclose()
+        for arm in order:  # interleaved call by call
+            began, began_cpu = time.perf_counter(), time.process_time()
+            await calls[arm](start)
+            cpu[arm].append(time.process_time() - began_cpu)
+            wall[arm].append(time.perf_counter() - began)
+        order.reverse()  # neither always first
+    for arm, stream in streams.items():
+        await assert_empty(client, stream, "g" if arm in grouped else None)
+        await client.delete(stream)
+    rates = {arm: BATCH / statistics.median(seconds) for arm, seconds in wall.items()}
+    for command in ("XDELEX", "XACKDEL"):
+        own = [a - b for a, b in zip(cpu[f"msgdel {command}"], cpu[f"raw {command}"])]
+        rates[f"own CPU {command}"] = statistics.median(own) / BATCH * 1e6
+        rates[f"raw CPU {command}"] = statistics.median(cpu[f"raw {command}"]) / BATCH * 1e6
     return rates
 
 
+BULK = {
+    "msgdel XDELEX": "msgdel.delete_many, no group: XDELEX key ACKED IDS 500 ids",
+    "raw XDELEX": "execute_command('XDELEX', key, 'ACKED', 'IDS', 500, *ids), codes as ints",
+    "msgdel XACKDEL": "msgdel.delete_many, group g: XACKDEL key g ACKED IDS 500 ids",
+    "raw XACKDEL": "execute_command('XACKDEL', key, 'g', 'ACKED', 'IDS', 500, *ids), as ints",
+    "raw XDEL": "xdel(key, *ids): one count for all 500 (not the same work)",
+}
+
+
+async def single_rate(client: Redis, count: int, number: int) -> float:
+    """Entries/s of ``msgdel.delete`` awaited once per entry (XDELEX of one id each)."""
+    stream = f"single-{number}"
+    ours = stream_messages(client, stream, await fill_stream(client, stream, count))
+    began = time.perf_counter()
+    for message in ours:
+        await msgdel.delete(message)
+    elapsed = time.perf_counter() - began
+    await assert_empty(client, stream)
+    return count / elapsed
+
+
+async def parser_of(client: Redis) -> str:
+    """The reply parser and protocol a connection of ``client`` uses."""
+    connection: Any = await client.connection_pool.get_connection()
+    try:
+        return f"{type(connection._parser).__name__}, RESP{connection.protocol}"
+    finally:
+        await client.connection_pool.release(connection)
+
+
 def parsers() -> dict[str, type | None]:
-    """redis-py's reply parsers to measure: pure Python, and hiredis when it is installed."""
-    from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser
+    """redis-py's reply parsers: hiredis when installed (the default then), and its own."""
+    from redis._parsers import _AsyncHiredisParser, _AsyncRESP3Parser
     from redis.utils import HIREDIS_AVAILABLE
 
-    found: dict[str, type | None] = {"pure-Python parser": _AsyncRESP2Parser}
+    found: dict[str, type | None] = {}
     if HIREDIS_AVAILABLE:
-        found["hiredis parser"] = _AsyncHiredisParser
+        found["hiredis"] = _AsyncHiredisParser
+    found["pure-Python"] = _AsyncRESP3Parser
     return found
 
 
+async def bulk(url: str, args: Any, name: str, reply_parser: type | None) -> None:
+    client = Redis.from_url(url, parser_class=reply_parser)
+    print(f"\n2. delete_many against the raw command, redis-py with {await parser_of(client)}",
+          flush=True)  # fmt: skip
+    arms = [*BULK, "msgdel.delete one by one"]
+    rounds = Rounds(arms)
+    cpu = Rounds(["own CPU XDELEX", "own CPU XACKDEL", "raw CPU XDELEX", "raw CPU XACKDEL"])
+    for number in range(args.rounds):
+        rates = await bulk_round(client, args.entries, number)
+        for arm in BULK:
+            rounds.add(arm, rates[arm])
+        for arm in cpu.arms:
+            cpu.add(arm, rates[arm])
+        rounds.add("msgdel.delete one by one", await single_rate(client, args.single, number))
+    await client.aclose()
+    rounds.report(
+        f"   {args.entries:,} entries per arm and round, 500 per call ({name} parser)",
+        "entries/s",
+        BULK | {"msgdel.delete one by one": "one XDELEX of one id per awaited call "
+                f"({args.single:,} entries per round)"},
+    )  # fmt: skip
+    cpu.report("   CPU of this process per entry (the server's is not counted)", "us", digits=2)
+    tag = "" if name == "hiredis" else f" ({name} parser)"
+    goal = (lambda text: text) if name == "hiredis" else (lambda text: None)
+    ratios = [
+        (rounds.ratio("msgdel XDELEX", "raw XDELEX"), ">= 0.85",
+         f"Redis delete_many vs raw XDELEX (no group){tag}"),
+        (rounds.ratio("msgdel XACKDEL", "raw XACKDEL"), ">= 0.85",
+         f"Redis delete_many vs raw XACKDEL (group){tag}"),
+        (rounds.ratio("msgdel XDELEX", "msgdel.delete one by one"), ">= 40",
+         f"Redis delete_many vs msgdel.delete one by one{tag}"),
+        (rounds.ratio("msgdel XDELEX", "raw XDEL"), None,
+         f"Redis delete_many vs raw XDEL (one count, not the same work){tag}"),
+    ]  # fmt: skip
+    for ratio, target, label in ratios:
+        print(f"   {label}: {ratio}" + (f"  (goal {target}x)" if goal(target) else ""))
+    for command in ("XDELEX", "XACKDEL"):
+        own = Ratio(cpu.values[f"own CPU {command}"])
+        print(f"   msgdel's own CPU per entry, {command}: {own.median:.2f} us "
+              f"(rounds {own.low:.2f}-{own.high:.2f})"
+              + ("  (goal <= 0.5 us)" if goal("x") else ""))  # fmt: skip
+    for ratio, target, label in ratios:
+        ratio.figure(label, goal(target))
+    for command in ("XDELEX", "XACKDEL"):
+        own = Ratio(cpu.values[f"own CPU {command}"])
+        figure(
+            f"msgdel's own CPU per Redis entry, delete_many ({command}){tag}",
+            own.median, goal("<= 0.5"), "us", low=own.low, high=own.high,
+            note="process CPU of delete_many of 500 minus the raw same command, / 500",
+        )  # fmt: skip
+
+
+# -- 3. resolve ---------------------------------------------------------------------------------
 def resolve_ns() -> float:
     msgdel.default_registry.resolve(RedisStreamMessage)
     runs = 1_000_000
@@ -149,39 +282,42 @@ def resolve_ns() -> float:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", type=int, default=100_000)
-    parser.add_argument("--single-entries", type=int, default=20_000)
-    parser.add_argument("--app-messages", type=int, default=5_000)
-    parser.add_argument("--redis", choices=["7", "8"], default="8")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--entries", type=int, help="per bulk arm and round (20,000)")
+    options.add_argument("--single-entries", dest="single", type=int, help="one by one (2,000)")
+    options.add_argument("--app-messages", dest="app", type=int, help="per app run (2,000)")
+    args = sizes(
+        options.parse_args(),
+        entries=(20_000, 5_000), single=(2_000, 500), app=(2_000, 500), rounds=(5, 3),
+    )  # fmt: skip
 
-    with redis_url(args.redis) as url:
+    with redis_url("8") as url:
         client = Redis.from_url(url)
         version = (await client.info("server"))["redis_version"]
         await client.aclose()
-        print(f"Redis {version} at {url}")
+        print(f"Redis {version}, {args.rounds} rounds", flush=True)
 
-        print("\n1. FastStream app, consumer group, delete every message in the handler")
-        ours = await app_rate(url, args.app_messages, use_msgdel=True)
-        theirs = await app_rate(url, args.app_messages, use_msgdel=False)
-        print(f"   await msg.delete() (FastStream, XDEL) {theirs:10,.0f} msg/s")
-        print(f"   await msgdel.delete(msg)              {ours:10,.0f} msg/s")
-        print(f"   ratio msgdel / FastStream             {ours / theirs:10.2f}   (goal >= 0.95)")
+        apps = Rounds(["msg.delete()", "msgdel.delete(msg)"])
+        for number in range(args.rounds):
+            for arm in apps.order(number):
+                apps.add(arm, await app_rate(url, args.app, arm != "msg.delete()", number))
+        apps.report(
+            f"1. FastStream app, consumer group, delete every message in the handler, "
+            f"{args.app:,} messages per run",
+            "msg/s",
+            {"msg.delete()": "XDEL per message, then FastStream's XACK",
+             "msgdel.delete(msg)": "XACKDEL per message (FastStream sends no XACK)"},
+        )  # fmt: skip
+        app_ratio = apps.ratio("msgdel.delete(msg)", "msg.delete()")
+        print(f"   msgdel.delete / msg.delete(): {app_ratio}  (goal >= 0.95x)")
 
-        for number, (name, reply_parser) in enumerate(parsers().items(), start=2):
-            print(f"\n{number}. {args.entries:,} stream entries, redis-py with its {name}")
-            rates = await bulk_rates(url, args.entries, args.single_entries, reply_parser)
-            for label, rate in rates.items():
-                print(f"   {label:42} {rate:12,.0f} entries/s")
-            many = rates["msgdel.delete_many, 500 per call"]
-            single = rates["msgdel.delete, one awaited per entry"]
-            raw = rates["raw redis-py XDEL, 500 ids per command"]
-            print(f"   delete_many / one-by-one {many / single:30.1f}x  (goal >= 40x)")
-            print(f"   delete_many / raw 500-id XDEL {many / raw:25.2f}x  (goal >= 0.8x)")
+        for name, reply_parser in parsers().items():
+            await bulk(url, args, name, reply_parser)
 
-    number = 2 + len(parsers())
-    print(f"\n{number}. warm default_registry.resolve: {resolve_ns():.0f} ns  (goal < 1000 ns)")
+    resolve = resolve_ns()
+    print(f"\n3. warm default_registry.resolve: {resolve:.0f} ns  (goal < 1000 ns)")
+    app_ratio.figure("Redis app: msgdel.delete(msg) vs FastStream msg.delete()", ">= 0.95")
+    figure("warm default_registry.resolve", resolve, "<= 1000", "ns")
 
 
 if __name__ == "__main__":

@@ -10,25 +10,30 @@ so machine noise hits both alike, for each body size. It prints entries/s per ar
 median ratio over rounds with its range, and checks that both streams end empty with
 nothing pending.
 
+It ends with figure lines (``_common.figure``): each ratio, for information (no goal).
+
     .venv/bin/python benchmarks/redis_match_fields.py [--entries 20000] [--rounds 5]
-                                                      [--sizes 16,1024]
+                                                      [--sizes 16,1024] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from _servers import redis_url
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Ratio, describe, parser, sizes
+from _servers import BATCH, fill_stream, read_group, redis_url, stream_messages
 from faststream.redis.message import RedisStreamMessage
 from redis.asyncio import Redis
 
 import msgdel
 from msgdel.adapters.redis import RedisStreamAdapter
 
-BATCH = 500
 ARMS = {
     "default (delete by id)": RedisStreamAdapter(),
     "match_fields=True": RedisStreamAdapter(match_fields=True),
@@ -38,25 +43,11 @@ ARMS = {
 async def prepared(client: Redis, stream: str, count: int, size: int) -> list[RedisStreamMessage]:
     """``count`` entries with a ``size``-byte body, read in group ``g`` (pending), as
     FastStream's messages holding the fields they were read with."""
-    await client.xgroup_create(stream, "g", id="0", mkstream=True)
-    for start in range(0, count, BATCH):
-        async with client.pipeline(transaction=False) as pipe:
-            for i in range(start, min(start + BATCH, count)):
-                pipe.xadd(stream, {"__data__": f"{i:0{size}d}"[-size:]})
-            await pipe.execute()
-    read: list[tuple[bytes, dict[bytes, bytes]]] = []
-    while len(read) < count:
-        for _, entries in await client.xreadgroup("g", "c", {stream: ">"}, count=5000):
-            read.extend(entries)
-    return [
-        RedisStreamMessage(
-            raw_message={"type": "stream", "channel": stream, "message_ids": [i], "data": data},
-            body=data[b"__data__"],
-            consumer=client,
-            group="g",
-        )
-        for i, data in read
-    ]
+    await fill_stream(
+        client, stream, count, fields=lambda i: {"__data__": f"{i:0{size}d}"[-size:]}, group="g"
+    )
+    read = await read_group(client, stream, "g", count)
+    return stream_messages(client, stream, [i for i, _ in read], "g", [d for _, d in read])
 
 
 async def one_round(url: str, entries: int, size: int, number: int) -> dict[str, float]:
@@ -85,15 +76,21 @@ async def one_round(url: str, entries: int, size: int, number: int) -> dict[str,
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--entries", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--sizes", default="16,1024", help="body sizes in bytes, comma-separated")
-    args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    options = parser(__doc__)
+    options.add_argument("--entries", type=int, help="per arm and round (20,000)")
+    options.add_argument("--sizes", dest="body_sizes", default="16,1024",
+                         help="body sizes in bytes, comma-separated")  # fmt: skip
+    args = sizes(options.parse_args(), entries=(20_000, 5_000), rounds=(5, 3))
+    body_sizes = [int(s) for s in args.body_sizes.split(",")]
+    describe({
+        "default (delete by id)": "XACKDEL key g ACKED IDS 500 ids (8.2), one EVALSHA per "
+        "stream before",
+        "match_fields=True": "one EVALSHA per stream: XRANGE each id, compare the fields' "
+        "SHA-1, XACK + XDELEX (8.2) or XDEL the matching ones",
+    })  # fmt: skip
     for version, label in (("8", "Redis 8.2"), ("7", "Redis 7")):
         with redis_url(version) as url:
-            for size in sizes:
+            for size in body_sizes:
                 rounds = [await one_round(url, args.entries, size, n) for n in range(args.rounds)]
                 print(
                     f"\n{label}, {size}-byte bodies: delete_many of {BATCH}, "
@@ -104,11 +101,9 @@ async def main() -> None:
                     median = statistics.median(r[name] for r in rounds)
                     print(f"  {name:<24} {median:>9,.0f} entries/s  ({each})")
                 default, matched = ARMS
-                ratios = [r[matched] / r[default] for r in rounds]
-                print(
-                    f"  match_fields / default: {statistics.median(ratios):.2f}x "
-                    f"(rounds {min(ratios):.2f}-{max(ratios):.2f})"
-                )
+                ratio = Ratio([r[matched] / r[default] for r in rounds])
+                print(f"  match_fields / default: {ratio}")
+                ratio.figure(f"{label} match_fields vs default, {size}-byte bodies", None)
 
 
 if __name__ == "__main__":

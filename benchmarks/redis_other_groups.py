@@ -16,18 +16,24 @@ arm with each adapter, in alternating order round by round, on a fresh stream of
 ``--app-entries`` entries that group ``h`` has read and acknowledged; timed from the first
 entry handled until ``batcher.close()`` returned, and checked empty with nothing pending.
 
+It ends with figure lines (``_common.figure``): each ratio, with the goal on Redis 8.2.
+
     .venv/bin/python benchmarks/redis_other_groups.py [--entries 50000] [--app-entries 5000]
-        [--rounds 5]
+        [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from _servers import redis_url
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Ratio, describe, parser, sizes
+from _servers import BATCH, fill_stream, read_group, redis_url, stream_messages
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import RedisStreamMessage
 from redis.asyncio import Redis
@@ -36,48 +42,38 @@ import msgdel
 from msgdel.adapters.redis import RedisStreamAdapter
 from msgdel.faststream import DeleteMiddleware
 
-BATCH = 500
 DEFAULT, OPT_OUT = "default (keep for other groups)", "ignore_other_groups=True"
+WHAT = {
+    DEFAULT: "delete_many: XACKDEL key g ACKED IDS 500 ids on 8.2, one EVALSHA per stream "
+    "before (XACK, then XDEL once no group needs the entry); middleware: FastStream's XACK per "
+    "message, then per batch XACK + XDELEX ACKED (8.2) or the script",
+    OPT_OUT: "delete_many: XACKDEL key g DELREF IDS 500 ids on 8.2, MULTI XACK + an XDEL per "
+    "entry EXEC before; middleware: FastStream's XACK per message, then per batch XDELEX DELREF "
+    "(8.2) or MULTI XACK XDEL",
+}
 
 
 async def prepared(client: Redis, stream: str, count: int) -> list[RedisStreamMessage]:
     """``count`` entries read in group ``g`` (pending) and acknowledged by group ``h``."""
-    await client.xgroup_create(stream, "g", id="0", mkstream=True)
+    await fill_stream(client, stream, count, group="g")
     await client.xgroup_create(stream, "h", id="0")
-    for start in range(0, count, BATCH):
-        async with client.pipeline(transaction=False) as pipe:
-            for i in range(start, min(start + BATCH, count)):
-                pipe.xadd(stream, {"n": i})
-            await pipe.execute()
-    ids: list[bytes] = []
-    while len(ids) < count:
-        for _, entries in await client.xreadgroup("g", "c", {stream: ">"}, count=5000):
-            ids.extend(i for i, _ in entries)
+    ids = [i for i, _ in await read_group(client, stream, "g", count)]
+    await acknowledged_by_h(client, stream, count)
+    return stream_messages(client, stream, ids, "g")
+
+
+async def acknowledged_by_h(client: Redis, stream: str, count: int) -> None:
+    """Group ``h`` reads and acknowledges all ``count`` entries of ``stream``."""
     for _, entries in await client.xreadgroup("h", "c", {stream: ">"}, count=count):
         await client.xack(stream, "h", *[i for i, _ in entries])
-    return [
-        RedisStreamMessage(
-            raw_message={"type": "stream", "channel": stream, "message_ids": [i], "data": {}},
-            body=b"",
-            consumer=client,
-            group="g",
-        )
-        for i in ids
-    ]
 
 
 async def app_rate(url: str, stream: str, count: int, adapter: RedisStreamAdapter) -> float:
     """Entries/s of a FastStream app deleting through DeleteMiddleware(batcher=Batcher())."""
     client = Redis.from_url(url)
-    await client.xgroup_create(stream, "g", id="0", mkstream=True)
+    await fill_stream(client, stream, count, group="g")
     await client.xgroup_create(stream, "h", id="0")
-    for start in range(0, count, BATCH):
-        async with client.pipeline(transaction=False) as pipe:
-            for i in range(start, min(start + BATCH, count)):
-                pipe.xadd(stream, {"__data__": f"m{i}"})
-            await pipe.execute()
-    for _, entries in await client.xreadgroup("h", "c", {stream: ">"}, count=count):
-        await client.xack(stream, "h", *[i for i, _ in entries])
+    await acknowledged_by_h(client, stream, count)
     registry = msgdel.Registry(builtins=False)
     registry.register(RedisStreamMessage, adapter)
     batcher = msgdel.Batcher(registry)
@@ -114,7 +110,7 @@ async def app_round(url: str, entries: int, number: int) -> dict[str, float]:
     return rates
 
 
-def report(title: str, rounds: list[dict[str, float]], goal: str) -> None:
+def report(title: str, rounds: list[dict[str, float]], goal: str) -> Ratio:
     print(title)
     for name in (DEFAULT, OPT_OUT):
         each = " ".join(f"{r[name]:,.0f}" for r in rounds)
@@ -123,6 +119,7 @@ def report(title: str, rounds: list[dict[str, float]], goal: str) -> None:
     ratios = [r[DEFAULT] / r[OPT_OUT] for r in rounds]
     print(f"  default / ignore_other_groups: {statistics.median(ratios):.2f}x "
           f"(rounds {min(ratios):.2f}-{max(ratios):.2f}{goal})")  # fmt: skip
+    return Ratio(ratios)
 
 
 async def one_round(url: str, entries: int, number: int) -> dict[str, float]:
@@ -156,11 +153,12 @@ async def one_round(url: str, entries: int, number: int) -> dict[str, float]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--entries", type=int, default=50_000)
-    parser.add_argument("--app-entries", type=int, default=5_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--entries", type=int, help="per arm and round (50,000)")
+    options.add_argument("--app-entries", type=int, help="per app run (5,000)")
+    args = sizes(options.parse_args(), entries=(50_000, 5_000), app_entries=(5_000, 1_000),
+                 rounds=(5, 3))  # fmt: skip
+    describe(WHAT)
     for version, label in (("8", "Redis 8.2"), ("7", "Redis 7")):
         many, app = [], []
         with redis_url(version) as url:
@@ -168,11 +166,15 @@ async def main() -> None:
                 many.append(await one_round(url, args.entries, number))
                 app.append(await app_round(url, args.app_entries, number))
         goal = "; goal >= 0.90x" if version == "8" else ""
-        report(f"\n{label}, delete_many of {BATCH}: {args.entries:,} entries per arm and round, "
-               f"{args.rounds} rounds", many, goal)  # fmt: skip
-        report(f"{label}, batched middleware (DeleteMiddleware(batcher=Batcher())): "
-               f"{args.app_entries:,} entries per arm and round, {args.rounds} rounds",
-               app, goal)  # fmt: skip
+        ratio = report(f"\n{label}, delete_many of {BATCH}: {args.entries:,} entries per arm and "
+                       f"round, {args.rounds} rounds", many, goal)  # fmt: skip
+        ratio.figure(f"{label} other groups: delete_many default vs ignore_other_groups",
+                     ">= 0.9" if version == "8" else None)  # fmt: skip
+        ratio = report(f"{label}, batched middleware (DeleteMiddleware(batcher=Batcher())): "
+                       f"{args.app_entries:,} entries per arm and round, {args.rounds} rounds",
+                       app, goal)  # fmt: skip
+        ratio.figure(f"{label} other groups: batched middleware default vs ignore_other_groups",
+                     ">= 0.9" if version == "8" else None)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -25,8 +25,12 @@ deletions msgdel reported. It prints the figures and the benchmark process's RSS
 90% and 100% of the messages, and its peak, ``ru_maxrss``), and exits non-zero if anything was
 left or lost.
 
+It ends with figure lines (``_common.figure``): entries left plus pending (goal 0), published
+messages never handled (goal 0), the RSS growth from 10% to 100% of the messages, the rate.
+
     .venv/bin/python benchmarks/redis_soak.py [--messages 1000000] [--restarts 1] [--kill]
                                               [--down 0] [--retries N] [--appendfsync always]
+                                              [--quick]
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import figure, parser, sizes
 from _servers import DurableRedis, durable_redis8
 from faststream.redis import RedisBroker, StreamSub
 from redis import exceptions as redis_errors
@@ -301,26 +308,33 @@ async def soak_run(args: argparse.Namespace, server: DurableRedis) -> int:
         problems.append(f"the stream did not empty within {args.settle:.0f}s of the last publish")
     for problem in problems:
         print(f"FAILED: {problem}", file=sys.stderr)
+    name = f"Redis soak, {soak.messages:,} messages, {len(downtimes)} restart(s)"
+    figure(f"{name}: entries left + pending", left[0] + left[1], "== 0", "entries")
+    figure(f"{name}: messages never handled", lost, "== 0", "messages")
+    if 10 in soak.rss_at and 100 in soak.rss_at:
+        growth = (soak.rss_at[100] - soak.rss_at[10]) / mib
+        figure(f"{name}: RSS growth 10% to 100%", growth, None, "MiB")
+    figure(f"{name}: rate (appendfsync {args.appendfsync})", soak.messages / wall, None, "msg/s")
     return 1 if problems else 0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=1_000_000)
-    parser.add_argument("--restarts", type=int, default=1, help="restarts, evenly spread")
-    parser.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
-    parser.add_argument("--down", type=float, default=0.0, help="seconds kept stopped")
-    parser.add_argument("--chunk", type=int, default=1000, help="XADDs per producer pipeline")
-    parser.add_argument("--lag", type=int, default=20_000, help="most published, unhandled")
-    parser.add_argument("--read", type=int, default=500, help="max_records per XREADGROUP")
-    parser.add_argument("--batch", type=int, default=512, help="the Batcher's max_size")
-    parser.add_argument("--retries", type=int, help="the Batcher's retries (its default)")
-    parser.add_argument("--claim-idle", type=float, default=30.0, help="seconds, XAUTOCLAIM")
-    parser.add_argument(
+    options = parser(__doc__, rounds=False)
+    options.add_argument("--messages", type=int, help="messages (1,000,000; quick 50,000)")
+    options.add_argument("--restarts", type=int, default=1, help="restarts, evenly spread")
+    options.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
+    options.add_argument("--down", type=float, default=0.0, help="seconds kept stopped")
+    options.add_argument("--chunk", type=int, default=1000, help="XADDs per producer pipeline")
+    options.add_argument("--lag", type=int, default=20_000, help="most published, unhandled")
+    options.add_argument("--read", type=int, default=500, help="max_records per XREADGROUP")
+    options.add_argument("--batch", type=int, default=512, help="the Batcher's max_size")
+    options.add_argument("--retries", type=int, help="the Batcher's retries (its default)")
+    options.add_argument("--claim-idle", type=float, default=30.0, help="seconds, XAUTOCLAIM")
+    options.add_argument(
         "--appendfsync", choices=("always", "everysec"), default="always", help="Redis AOF fsync"
     )
-    parser.add_argument("--settle", type=float, default=120.0, help="seconds to empty at end")
-    args = parser.parse_args()
+    options.add_argument("--settle", type=float, default=120.0, help="seconds to empty at end")
+    args = sizes(options.parse_args(), messages=(1_000_000, 50_000))
     with tempfile.TemporaryDirectory() as workdir:
         server = durable_redis8(Path(workdir))
         server.appendfsync = args.appendfsync
