@@ -12,6 +12,11 @@ the fields the message was consumed with (one server-side script per stream).
 By address ([`RedisEntry`][msgdel.address.RedisEntry], for [`delete_at`][msgdel.delete_at]),
 `RedisStreamAdapter` deletes with the same code: an entry with a group is acknowledged in that
 group and deleted as a message read in it; one without as a message read outside any group.
+
+On a Redis Cluster (`redis.asyncio.cluster.RedisCluster`, the client of FastStream's
+`RedisClusterBroker`) the commands are grouped by the node that holds each stream's slot: one
+round trip per node, the nodes concurrently, nothing atomic spans two streams (scripts have
+one key each; no MULTI is sent), and each node's support of `XACKDEL` is probed on its own.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 try:
     from redis import exceptions as redis_errors
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 except ImportError as exc:  # the extra is not installed
     from msgdel.adapters._extra import missing
 
@@ -90,6 +96,88 @@ def _remember_version(client: Any, info: dict[str, Any]) -> tuple[int, ...]:
     return version
 
 
+async def supports_xackdel(client: Any) -> bool:
+    """Whether the server behind the `redis.asyncio.Redis` `client` has `XACKDEL` (and
+    `XDELEX`), asked once (`COMMAND INFO XACKDEL`) and then cached: the command is probed,
+    not the version, since Valkey 9.2 has it and reports `redis_version` 7.2.4."""
+    return await _Route(client).has_xackdel()
+
+
+_PROBE = ("COMMAND INFO", "XACKDEL")
+"""Whether a server has XACKDEL: `[None]` where it does not. redis-py splits the words of
+the first argument on the wire, and parses no reply of `COMMAND INFO` (its `COMMAND` parser
+fails on an unknown command's nil)."""
+
+
+class _Server:
+    """What msgdel learnt of one server (a client's, or a cluster node): whether it has
+    XACKDEL (None: not asked yet), and which scripts it has loaded."""
+
+    __slots__ = ("scripts", "xackdel")
+
+    def __init__(self) -> None:
+        self.xackdel: bool | None = None
+        self.scripts: set[str] = set()
+
+
+_servers: weakref.WeakKeyDictionary[Any, dict[str | None, _Server]] = weakref.WeakKeyDictionary()
+"""Per client, per cluster node name (None for a client of one server)."""
+
+_stale_topology: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Cluster clients a node of which could not be reached: their slot map is read again
+before their next deletion, so a retry after a failover goes to the promoted replica."""
+
+
+class _Route:
+    """Where one round trip goes: the server of a `redis.asyncio.Redis`, or one node of a
+    `RedisCluster` (commands are sent to it directly, and a redirection is followed)."""
+
+    __slots__ = ("client", "node", "server")
+
+    def __init__(self, client: Any, node: ClusterNode | None = None) -> None:
+        self.client = client
+        self.node = node
+        servers = _servers.setdefault(client, {})
+        key = None if node is None else node.name
+        server = servers.get(key)
+        self.server = server if server is not None else servers.setdefault(key, _Server())
+
+    def forget(self, failure: DeletionFailed | None = None) -> None:
+        """Forget what was learnt of this server (after an error: it may have restarted,
+        been upgraded or replaced); after a `failure` a retry can cure, have a cluster's
+        slot map read again."""
+        servers = _servers.get(self.client)
+        if servers is not None:
+            servers.pop(None if self.node is None else self.node.name, None)
+        if self.node is not None and (failure is None or failure.retryable):
+            _stale_topology.add(self.client)
+
+    async def send(
+        self, commands: list[tuple[Any, ...]], *, raise_on_error: bool = True
+    ) -> list[Any]:
+        """Run `commands` in one round trip; with `raise_on_error=False` a command's error is
+        its reply, else the first one is raised."""
+        if self.node is None:
+            return await _send(self.client, commands, raise_on_error=raise_on_error)
+        return await _send_to_node(self.client, self.node, commands, raise_on_error)
+
+    async def has_xackdel(self) -> bool:
+        """Whether this server has XACKDEL and XDELEX, asked once (`COMMAND INFO`)."""
+        if self.server.xackdel is None:
+            (reply,) = await self.send([_PROBE])
+            self.server.xackdel = _names_a_command(reply)
+        return self.server.xackdel
+
+
+def _names_a_command(reply: Any) -> bool:
+    """Whether a `COMMAND INFO <name>` reply describes a command (`[None]`: unknown)."""
+    return isinstance(reply, list) and bool(reply) and reply[0] is not None
+
+
+def _as_route(target: Any) -> _Route:
+    return target if isinstance(target, _Route) else _Route(target)
+
+
 class RedisStreamAdapter(BaseAdapter):
     """Deletes Redis stream entries (`RedisStreamMessage`, `RedisBatchStreamMessage`).
 
@@ -108,12 +196,22 @@ class RedisStreamAdapter(BaseAdapter):
     reused id (the stream was deleted and re-created, and a producer set ids explicitly): it
     is left alone and unacknowledged, and the message's outcome is `ALREADY_GONE`.
 
+    On a Redis Cluster (messages of FastStream's `RedisClusterBroker`, whose client is a
+    `redis.asyncio.cluster.RedisCluster`) the commands are grouped by the node holding each
+    stream's slot: one round trip per node, the nodes concurrently; no MULTI (it may span
+    one slot only: before 8.2 `ignore_other_groups=True` sends one script per stream
+    instead); each node asked on its own whether it has `XACKDEL`. A node that cannot be
+    reached fails its own messages only (`retryable=True`), and the next call reads the slot
+    map again, so after a failover a retry goes to the promoted replica; a redirection
+    (`MOVED`, `ASK`) during a resharding is followed.
+
     By address: `delete_at(client, [RedisEntry(...)])` on a `redis.asyncio.Redis` (`connect`
-    opens one for a `redis://` URL) deletes each entry as a message read in the address's
-    group (or outside any group), with the same commands and the same outcomes. Every
-    consumer group counts as another one: by default an entry any group still needs is kept,
-    `DEFERRED`. An absent stream, a key that is not a stream, or a group the stream does not
-    have is `NotDeletable`, found in one round trip before anything is deleted.
+    opens one for a `redis://` URL) or a `RedisCluster` (pass your own) deletes each entry as
+    a message read in the address's group (or outside any group), with the same commands
+    and the same outcomes. Every consumer group counts as another one: by default an entry
+    any group still needs is kept, `DEFERRED`. An absent stream, a key that is not a
+    stream, or a group the stream does not have is `NotDeletable`, found in one round trip
+    before anything is deleted.
     """
 
     features = Features(BROKER, Semantics.EXACT, acknowledges=True, by_address=True)
@@ -143,17 +241,22 @@ class RedisStreamAdapter(BaseAdapter):
             ignore_other_groups = not wait_for_all_groups
         self.ignore_other_groups = ignore_other_groups
         self.match_fields = match_fields
+        if match_fields:  # an address names no consumed fields to compare: none is deleted
+            self.features = Features(BROKER, Semantics.EXACT, acknowledges=True)
 
     def __repr__(self) -> str:
         match = ", match_fields=True" if self.match_fields else ""
         return f"RedisStreamAdapter(ignore_other_groups={self.ignore_other_groups}{match})"
 
     async def delete_many(self, messages: Sequence[Any], /) -> list[DeleteResult | MsgdelError]:
-        """Delete every message's entries: one round trip per Redis client, outcomes in order.
+        """Delete every message's entries: one round trip per Redis client (per node of a
+        cluster client), outcomes in order.
 
-        On Redis >= 8.2 that round trip is one command per stream and group (two when some of
-        the group's messages are acknowledged already and others not); before 8.2 it is one
-        `MULTI` holding one `XACK` per stream and group and one `XDEL` per message.
+        On a server with `XACKDEL` (Redis >= 8.2) that round trip is one command per stream
+        and group (two when some of the group's messages are acknowledged already and others
+        not); before, one script call per stream and group, and with
+        `ignore_other_groups=True` one `MULTI` holding one `XACK` per stream and group and
+        one `XDEL` per message (on a cluster: a script per stream and group).
         With `match_fields=True` it is one script call per stream and group, on any version.
         A message that cannot be addressed gets its own [`NotDeletable`][msgdel.NotDeletable]; a
         client that fails gives its [`DeletionFailed`][msgdel.DeletionFailed] to its own messages
@@ -185,25 +288,30 @@ class RedisStreamAdapter(BaseAdapter):
     def connect(self, url: str, /) -> contextlib.AbstractAsyncContextManager[Any]:
         """A `redis.asyncio.Redis` for `url` (`redis://`, `rediss://`, `unix://`, credentials
         from the URL), connected on entry and closed on exit. Unreachable:
-        [`DeletionFailed`][msgdel.DeletionFailed] (`retryable=True`), without the password."""
+        [`DeletionFailed`][msgdel.DeletionFailed] (`retryable=True`), without the password.
+        A URL names one server: for a Redis Cluster, pass a
+        `redis.asyncio.cluster.RedisCluster` of your own to `delete_at`."""
         return _connected(url)
 
     async def delete_at(
         self, connection: Any, addresses: Sequence[Any], /
     ) -> list[DeleteResult | MsgdelError]:
         """Delete `addresses` ([`RedisEntry`][msgdel.address.RedisEntry]) on the
-        `redis.asyncio.Redis` `connection`: one entry per address, in input order, exactly as
+        `redis.asyncio.Redis` or `redis.asyncio.cluster.RedisCluster` `connection`: one entry
+        per address, in input order, exactly as
         [`delete_many`][msgdel.adapters.redis.RedisStreamAdapter.delete_many] deletes messages
         read in the address's group (or outside any group).
 
-        One round trip first checks every stream (`TYPE`) and every named group
-        (`XINFO GROUPS`): an absent stream, a key of another type or a missing group makes
-        its addresses [`NotDeletable`][msgdel.NotDeletable], and nothing is sent that deletes
-        them; the others are deleted in the next round trip."""
-        if not isinstance(connection, Redis):
+        One round trip (per node of a cluster) first checks every stream (`TYPE`) and every
+        named group (`XINFO GROUPS`): an absent stream, a key of another type or a missing
+        group makes its addresses [`NotDeletable`][msgdel.NotDeletable], and nothing is sent
+        that deletes them; the others are deleted in the next round trip. A node that cannot
+        be reached fails its own addresses only."""
+        if not isinstance(connection, (Redis, RedisCluster)):
             raise UnsupportedDeletion(
-                f"{self!r} deletes addresses on a redis.asyncio.Redis client (or a redis:// "
-                f"URL), got {type(connection).__module__}.{type(connection).__qualname__}; "
+                f"{self!r} deletes addresses on a redis.asyncio.Redis or "
+                "redis.asyncio.cluster.RedisCluster client (or a redis:// URL), got "
+                f"{type(connection).__module__}.{type(connection).__qualname__}; "
                 "nothing was sent"
             )
         outcomes: list[DeleteResult | MsgdelError | None] = [None] * len(addresses)
@@ -215,18 +323,14 @@ class RedisStreamAdapter(BaseAdapter):
             else:
                 outcomes[index] = problem
         if wanted:
-            try:
-                refused = await _refused_streams(connection, [addresses[i] for i in wanted])
-            except redis_errors.RedisError as exc:
-                failure = _failure(exc)
-                for index in wanted:
-                    outcomes[index] = failure
-                return outcomes  # type: ignore[return-value]  # every address has one now
+            refused = await _checked(connection, [addresses[i] for i in wanted])
             plan = _Plan()
             for index in wanted:
                 address = addresses[index]
-                problem = refused.get((address.stream, None)) or refused.get(
-                    (address.stream, address.group)
+                problem = (
+                    refused.get((address.stream, None))
+                    or refused.get((address.stream, address.group))
+                    or refused.get((address.stream, _UNCHECKED))
                 )
                 if problem is not None:
                     outcomes[index] = problem
@@ -271,26 +375,49 @@ class RedisStreamAdapter(BaseAdapter):
     async def _delete_on_client(self, buckets: list[_Bucket]) -> None:
         """Delete the buckets of one client; a failure is recorded on them, never raised."""
         client = buckets[0].client
+        if not isinstance(client, RedisCluster):
+            await self._delete_on_route(_Route(client), buckets)
+            return
         try:
-            modern = await server_version(client) >= XACKDEL_VERSION
+            by_node = await _by_node(client, [bucket.stream for bucket in buckets])
+        except _CLIENT_ERRORS as exc:
+            _stale_topology.add(client)
+            failure = _failure(exc)
+            for bucket in buckets:
+                bucket.fail(failure)
+            return
+        groups = [
+            (_Route(client, node), [buckets[i] for i in indexes])
+            for node, indexes in by_node.values()
+        ]
+        await asyncio.gather(*(self._delete_on_route(route, group) for route, group in groups))
+
+    async def _delete_on_route(self, route: _Route, buckets: list[_Bucket]) -> None:
+        """Delete the buckets on one server in one round trip (a second one only where an
+        answer needs checking); a failure is recorded on them, never raised."""
+        try:
+            modern = await route.has_xackdel()
             if self.match_fields:
-                await _matching(client, buckets, self.ignore_other_groups, modern)
+                await _matching(route, buckets, self.ignore_other_groups, modern)
             elif modern:
-                await self._xackdel(client, buckets)
-            elif self.ignore_other_groups:
-                await self._multi_xdel(client, buckets)
-            else:
-                await _scripted(client, buckets)
-        except redis_errors.RedisError as exc:
+                await self._xackdel(route, buckets)
+            elif not self.ignore_other_groups:
+                await _scripted(route, buckets)
+            elif route.node is None:
+                await self._multi_xdel(route.client, buckets)
+            else:  # a cluster: a MULTI cannot span slots, a script per stream is atomic
+                await _ack_and_delete(route, buckets)
+        except _CLIENT_ERRORS as exc:
             failure: MsgdelError = _failure(exc)
         except MsgdelError as exc:
             failure = exc
         else:
             return
+        route.forget(failure if isinstance(failure, DeletionFailed) else None)
         for bucket in buckets:
             bucket.fail(failure)
 
-    async def _xackdel(self, client: Any, buckets: list[_Bucket]) -> None:
+    async def _xackdel(self, route: _Route, buckets: list[_Bucket]) -> None:
         """One XACKDEL (group) or XDELEX (no group) per bucket: a reply code per entry."""
         policy = "DELREF" if self.ignore_other_groups else "ACKED"
         commands: list[tuple[Any, ...]] = []
@@ -304,18 +431,18 @@ class RedisStreamAdapter(BaseAdapter):
             if bucket.acked and bucket.group is not None and not self.ignore_other_groups:
                 commands.append(("XACK", bucket.stream, bucket.group, *bucket.ids))
             commands.append(_xackdel_command(bucket, policy))
-        replies = iter(await _send(client, commands))
+        replies = iter(await route.send(commands))
         for bucket in buckets:
             if bucket.acked and bucket.group is not None and not self.ignore_other_groups:
                 next(replies)  # the XACK's count
             bucket.codes = [int(code) for code in next(replies)]
-        retried = await self._delete_already_acknowledged(client, buckets, policy)
+        retried = await self._delete_already_acknowledged(route, buckets, policy)
         if policy == "ACKED":
-            await _existing_or_gone(client, buckets, retried)
+            await _existing_or_gone(route, buckets, retried)
 
     @staticmethod
     async def _delete_already_acknowledged(
-        client: Any, buckets: list[_Bucket], policy: str
+        route: _Route, buckets: list[_Bucket], policy: str
     ) -> dict[int, list[int]]:
         """XACKDEL skips an entry its group no longer has pending (acknowledged earlier):
         delete those with XDELEX, in one more round trip, only when there are any.
@@ -332,8 +459,8 @@ class RedisStreamAdapter(BaseAdapter):
             for b, ps in retry
         ]
         try:
-            replies = await _send(client, commands)
-        except redis_errors.RedisError as exc:
+            replies = await route.send(commands)
+        except _CLIENT_ERRORS as exc:
             # The first round trip's answers stand; only the entries that needed this one fail.
             failure = _failure(exc)
             for bucket, positions in retry:
@@ -362,7 +489,7 @@ class RedisStreamAdapter(BaseAdapter):
 
 
 async def _existing_or_gone(
-    client: Any, buckets: list[_Bucket], retried: dict[int, list[int]]
+    route: _Route, buckets: list[_Bucket], retried: dict[int, list[int]]
 ) -> None:
     """`XDELEX … ACKED` answers "still referenced" (2) for an id the stream does not hold
     when a group has not read that far (Redis 8.2): look those ids up, in one more round
@@ -376,8 +503,8 @@ async def _existing_or_gone(
     if not doubtful:
         return
     try:
-        found = await _send(client, [("XRANGE", b.stream, i, i) for b, _, i in doubtful])
-    except redis_errors.RedisError as exc:
+        found = await route.send([("XRANGE", b.stream, i, i) for b, _, i in doubtful])
+    except _CLIENT_ERRORS as exc:
         # The entries were kept either way; only whether they exist is unknown: say so.
         failure = _failure(exc)
         unsure: dict[int, tuple[_Bucket, list[int]]] = {}
@@ -439,31 +566,57 @@ return codes
 _SCRIPT_SHA = hashlib.sha1(_ACK_THEN_DELETE_IF_DONE.encode()).hexdigest()
 
 
-_scripts_loaded: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
-
-
-async def _scripted(client: Any, buckets: list[_Bucket]) -> None:
-    """One EVALSHA per bucket, in one round trip: a reply code per entry, as XACKDEL's."""
+async def _scripted(target: Any, buckets: list[_Bucket]) -> None:
+    """One EVALSHA per bucket, in one round trip: a reply code per entry, as XACKDEL's.
+    `target`: a client or a `_Route`."""
     commands: list[tuple[Any, ...]] = [
         ("EVALSHA", _SCRIPT_SHA, 1, b.stream, b.group or "", *b.ids) for b in buckets
     ]
-    replies = await _evalsha(client, _ACK_THEN_DELETE_IF_DONE, _SCRIPT_SHA, commands)
+    replies = await _evalsha(target, _ACK_THEN_DELETE_IF_DONE, _SCRIPT_SHA, commands)
+    for bucket, reply in zip(buckets, replies):
+        bucket.codes = [int(code) for code in reply]
+
+
+_ACK_AND_DELETE = """
+-- KEYS[1]: the stream; ARGV[1]: the reading group ('' for none); ARGV[2..]: entry ids.
+-- Acknowledges each entry in the reading group and deletes it, whatever other groups still
+-- need (ignore_other_groups). Per id, as XACKDEL ... DELREF replies: -1 no such entry, 1 deleted.
+local stream, own = KEYS[1], ARGV[1]
+local codes = {}
+for i = 2, #ARGV do
+  if own ~= '' then redis.call('XACK', stream, own, ARGV[i]) end
+  codes[#codes + 1] = redis.call('XDEL', stream, ARGV[i]) == 1 and 1 or -1
+end
+return codes
+"""
+"""Before Redis 8.2, on a cluster: `MULTI XACK XDEL EXEC`, atomically per stream (one slot)."""
+_ACK_AND_DELETE_SHA = hashlib.sha1(_ACK_AND_DELETE.encode()).hexdigest()
+
+
+async def _ack_and_delete(route: _Route, buckets: list[_Bucket]) -> None:
+    """One EVALSHA per bucket, in one round trip: acknowledged and deleted for every group."""
+    commands: list[tuple[Any, ...]] = [
+        ("EVALSHA", _ACK_AND_DELETE_SHA, 1, b.stream, b.group or "", *b.ids) for b in buckets
+    ]
+    replies = await _evalsha(route, _ACK_AND_DELETE, _ACK_AND_DELETE_SHA, commands)
     for bucket, reply in zip(buckets, replies):
         bucket.codes = [int(code) for code in reply]
 
 
 async def _evalsha(
-    client: Any, script: str, sha: str, commands: list[tuple[Any, ...]]
+    target: Any, script: str, sha: str, commands: list[tuple[Any, ...]]
 ) -> list[Any]:
-    """Run the `EVALSHA` `commands` of `script` in one round trip, loading the script
-    in the same round trip the first time per client (and again if the server lost it)."""
-    loaded = _scripts_loaded.setdefault(client, set())
+    """Run the `EVALSHA` `commands` of `script` in one round trip on `target` (a client or
+    a `_Route`), loading the script in the same round trip the first time per server (and
+    again if the server lost it)."""
+    route = _as_route(target)
+    loaded = route.server.scripts
     load = ("SCRIPT", "LOAD", script)
     first = sha not in loaded
     try:
-        replies = await _send(client, [load, *commands] if first else commands)
+        replies = await route.send([load, *commands] if first else commands)
     except redis_errors.NoScriptError:  # the server lost it (SCRIPT FLUSH, a failover)
-        replies = await _send(client, [load, *commands])
+        replies = await route.send([load, *commands])
         first = True
     loaded.add(sha)
     return replies[1:] if first else replies
@@ -552,8 +705,15 @@ return codes
 consumed message, atomically per stream."""
 _MATCH_SHA = hashlib.sha1(_DELETE_IF_FIELDS_MATCH.encode()).hexdigest()
 
+_SCRIPTS = {
+    _SCRIPT_SHA: _ACK_THEN_DELETE_IF_DONE,
+    _ACK_AND_DELETE_SHA: _ACK_AND_DELETE,
+    _MATCH_SHA: _DELETE_IF_FIELDS_MATCH,
+}
+"""Every script, by SHA-1: a redirected EVALSHA is sent again as an EVAL."""
 
-async def _matching(client: Any, buckets: list[_Bucket], delref: bool, modern: bool) -> None:
+
+async def _matching(route: _Route, buckets: list[_Bucket], delref: bool, modern: bool) -> None:
     """One script call per bucket, in one round trip: each entry is acknowledged and deleted
     only if its stored fields are the consumed message's; a reply code per entry."""
     policy = "DELREF" if delref else "ACKED"
@@ -564,7 +724,7 @@ async def _matching(client: Any, buckets: list[_Bucket], delref: bool, modern: b
         )
         for b in buckets
     ]  # fmt: skip
-    replies = await _evalsha(client, _DELETE_IF_FIELDS_MATCH, _MATCH_SHA, commands)
+    replies = await _evalsha(route, _DELETE_IF_FIELDS_MATCH, _MATCH_SHA, commands)
     for bucket, reply in zip(buckets, replies):
         bucket.codes = [int(code) for code in reply]
 
@@ -698,7 +858,19 @@ _REFUSED_CREDENTIALS = (
 )
 
 
-def _failure(exc: redis_errors.RedisError) -> DeletionFailed:
+_CLIENT_ERRORS = (redis_errors.RedisError, redis_errors.RedisClusterException)
+"""What redis-py raises for a server's or a cluster's refusal or absence (its cluster errors
+that the client finds itself, such as an uncovered slot, are no `RedisError`)."""
+
+_CLUSTER_IN_TRANSITION = (
+    redis_errors.ClusterDownError,  # also MASTERDOWN
+    redis_errors.TryAgainError,
+    redis_errors.SlotNotCoveredError,
+)
+"""A cluster failing over or resharding: the same call can succeed once it is done."""
+
+
+def _failure(exc: Exception) -> DeletionFailed:
     """What a redis-py error means for the deletions it interrupted."""
     if isinstance(exc, _REFUSED_CREDENTIALS) or "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
         return DeletionFailed(
@@ -708,10 +880,30 @@ def _failure(exc: redis_errors.RedisError) -> DeletionFailed:
             retryable=False,
             cause=exc,
         )
-    if isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError)):
+    unreachable = (redis_errors.ConnectionError, redis_errors.TimeoutError)
+    if isinstance(exc, unreachable) or (
+        # a cluster client none of whose nodes answers: its ConnectionError is the cause
+        isinstance(exc, redis_errors.RedisClusterException)
+        and isinstance(exc.__cause__, unreachable)
+    ):
         return DeletionFailed(
             f"Redis could not be reached ({exc}); nothing is known to be deleted, and "
             "retrying is safe: an entry already gone reports ALREADY_GONE",
+            retryable=True,
+            cause=exc,
+        )
+    if isinstance(exc, redis_errors.ReadOnlyError):
+        return DeletionFailed(
+            f"the Redis server is a replica now ({exc}): a failover moved the master; "
+            "nothing was deleted, and retrying is safe once the client reaches the new master",
+            retryable=True,
+            cause=exc,
+        )
+    if isinstance(exc, _CLUSTER_IN_TRANSITION):
+        return DeletionFailed(
+            f"the Redis cluster cannot serve this slot now ({type(exc).__name__}: {exc}): a "
+            "failover or a resharding is under way; nothing is known to be deleted, and "
+            "retrying is safe once it is done: an entry already gone reports ALREADY_GONE",
             retryable=True,
             cause=exc,
         )
@@ -744,8 +936,8 @@ def _xackdel_command(bucket: _Bucket, policy: str) -> tuple[Any, ...]:
 
 @contextlib.asynccontextmanager
 async def _connected(url: str) -> AsyncIterator[Redis]:
-    """A client for `url`, connected (its server version asked, as a delete needs it) and
-    closed on exit."""
+    """A client for `url`, connected (whether its server has XACKDEL asked, as a delete
+    needs it) and closed on exit."""
     try:
         client = Redis.from_url(url)
     except ValueError as exc:
@@ -754,7 +946,7 @@ async def _connected(url: str) -> AsyncIterator[Redis]:
         ) from None
     try:
         try:
-            await server_version(client)
+            await _Route(client).has_xackdel()
         except redis_errors.RedisError as exc:
             raise _failure(exc) from None
         yield client
@@ -764,31 +956,30 @@ async def _connected(url: str) -> AsyncIterator[Redis]:
 
 
 async def _refused_streams(
-    client: Any, addresses: Sequence[RedisEntry]
+    target: Any, addresses: Sequence[RedisEntry]
 ) -> dict[tuple[str, str | None], MsgdelError]:
-    """Why some addresses' streams or groups cannot be deleted from, in one round trip: a
-    `TYPE` per stream, an `XINFO GROUPS` per stream where a group is named (and the server
-    version, when it is not known yet). Keys: `(stream, None)` for the stream, `(stream,
-    group)` for a group it lacks."""
+    """Why some addresses' streams or groups cannot be deleted from, in one round trip to
+    `target` (a client or a `_Route`): a `TYPE` per stream, an `XINFO GROUPS` per stream
+    where a group is named (and whether the server has XACKDEL, when that is not known yet).
+    Keys: `(stream, None)` for the stream, `(stream, group)` for a group it lacks."""
+    route = _as_route(target)
     streams = list(dict.fromkeys(a.stream for a in addresses))
     grouped = list(dict.fromkeys(a.stream for a in addresses if a.group is not None))
-    probe = client not in _versions
-    async with client.pipeline(transaction=False) as pipe:
-        for stream in streams:
-            pipe.type(stream)
-        for stream in grouped:
-            pipe.xinfo_groups(stream)  # redis-py parses its reply into one dict per group
-        if probe:
-            pipe.info("server")
-        replies = list(await pipe.execute(raise_on_error=False))
+    probe = route.server.xackdel is None
+    commands: list[tuple[Any, ...]] = [("TYPE", stream) for stream in streams]
+    # redis-py parses an XINFO GROUPS reply into one dict per group
+    commands += [("XINFO GROUPS", stream) for stream in grouped]
+    if probe:
+        commands.append(_PROBE)
+    replies = await route.send(commands, raise_on_error=False)
     if probe:
         info = replies.pop()
-        if isinstance(info, redis_errors.RedisError):
+        if isinstance(info, Exception):
             raise info
-        _remember_version(client, info)
+        route.server.xackdel = _names_a_command(info)
     refused: dict[tuple[str, str | None], MsgdelError] = {}
     for stream, kind in zip(streams, replies):
-        if isinstance(kind, redis_errors.RedisError):
+        if isinstance(kind, Exception):
             refused[(stream, None)] = _failure(kind)
         elif _text(kind) == "none":
             refused[(stream, None)] = NotDeletable(
@@ -805,7 +996,7 @@ async def _refused_streams(
     for stream, groups in zip(grouped, replies[len(streams) :]):
         if (stream, None) in refused:
             continue
-        if isinstance(groups, redis_errors.RedisError):
+        if isinstance(groups, Exception):
             failure = _failure(groups)
             refused.update({(stream, group): failure for group in named[stream]})
             continue
@@ -819,19 +1010,108 @@ async def _refused_streams(
     return refused
 
 
+_UNCHECKED = "\x00unchecked"
+"""A `_checked` key: the stream's server could not be asked (its error is the value)."""
+
+
+async def _checked(
+    connection: Any, addresses: Sequence[RedisEntry]
+) -> dict[tuple[str, str | None], MsgdelError]:
+    """`_refused_streams` of `addresses` on a client, or on each node of a cluster client
+    that holds some (the nodes concurrently): a server that cannot be asked gives its
+    failure to its streams, as `(stream, _UNCHECKED)`."""
+    if isinstance(connection, RedisCluster):
+        try:
+            by_node = await _by_node(connection, [a.stream for a in addresses])
+        except _CLIENT_ERRORS as exc:
+            failure = _failure(exc)
+            return {(a.stream, _UNCHECKED): failure for a in addresses}
+        groups = [
+            (_Route(connection, node), [addresses[i] for i in positions])
+            for node, positions in by_node.values()
+        ]
+    else:
+        groups = [(_Route(connection), list(addresses))]
+
+    async def check(route: _Route, some: list[RedisEntry]) -> dict[Any, MsgdelError]:
+        try:
+            return await _refused_streams(route, some)
+        except _CLIENT_ERRORS as exc:
+            failure = _failure(exc)
+            route.forget(failure)
+            return {(a.stream, _UNCHECKED): failure for a in some}
+
+    refused: dict[tuple[str, str | None], MsgdelError] = {}
+    for found in await asyncio.gather(*(check(route, some) for route, some in groups)):
+        refused.update(found)
+    return refused
+
+
 def _text(value: Any) -> str:
     """A reply as text, whether the client decodes replies or not."""
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
-async def _send(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Run `commands` in one round trip: a plain command when there is one, else a pipeline."""
-    if len(commands) == 1:
+async def _send(
+    client: Any, commands: list[tuple[Any, ...]], *, raise_on_error: bool = True
+) -> list[Any]:
+    """Run `commands` in one round trip: a plain command when there is one, else a pipeline.
+    With `raise_on_error=False` a command's error is its reply, else the first one is raised."""
+    if len(commands) == 1 and raise_on_error:
         return [await client.execute_command(*commands[0])]
     async with client.pipeline(transaction=False) as pipe:
         for command in commands:
             pipe.execute_command(*command)
-        return list(await pipe.execute())
+        return list(await pipe.execute(raise_on_error=raise_on_error))
+
+
+_REDIRECTED = (redis_errors.AskError, redis_errors.TryAgainError)  # AskError: also MOVED
+
+
+async def _send_to_node(
+    client: Any, node: ClusterNode, commands: list[tuple[Any, ...]], raise_on_error: bool
+) -> list[Any]:
+    """Run `commands` on the cluster `node` in one round trip (redis-py's own per-node
+    pipeline, which never retries nor closes the client's other connections). A command the
+    node redirects (`MOVED`, `ASK`: its slot moved; `TRYAGAIN`) is sent again through the
+    cluster client, which follows the redirection, an `EVALSHA` as an `EVAL`, since the
+    node it lands on may not have the script. An unreachable node raises its error."""
+    stack = [PipelineCommand(position, *command) for position, command in enumerate(commands)]
+    await node.execute_pipeline(stack)
+    replies = []
+    for command in stack:
+        reply = command.result
+        if isinstance(reply, _REDIRECTED):
+            args = command.args
+            if args[0] == "EVALSHA":
+                args = ("EVAL", _SCRIPTS[args[1]], *args[2:])
+            try:
+                reply = await client.execute_command(*args)
+            except _CLIENT_ERRORS as exc:
+                reply = exc
+        if raise_on_error and isinstance(reply, Exception):
+            raise reply
+        replies.append(reply)
+    return replies
+
+
+async def _by_node(client: Any, keys: Sequence[str]) -> dict[str, tuple[ClusterNode, list[int]]]:
+    """The positions of `keys`, by the name of the cluster node holding each key's slot (the
+    slot map read again first if a node of `client` could not be reached last time)."""
+    if client in _stale_topology:
+        _stale_topology.discard(client)
+        try:
+            await client.nodes_manager.initialize()
+        except BaseException:
+            _stale_topology.add(client)
+            raise
+    else:
+        await client.initialize()  # reads the slot map once; a no-op after
+    by_node: dict[str, tuple[ClusterNode, list[int]]] = {}
+    for position, key in enumerate(keys):
+        node = client.get_node_from_key(key)
+        by_node.setdefault(node.name, (node, []))[1].append(position)
+    return by_node
 
 
 class RedisListAdapter(BaseAdapter):

@@ -8,7 +8,7 @@ import redis
 from redis.asyncio import Redis
 
 import msgdel
-from msgdel import AdapterNotFound, NotDeletable, UnsupportedDeletion
+from msgdel import AdapterNotFound, UnsupportedDeletion
 from msgdel.adapters.redis import RedisStreamAdapter
 from msgdel.address import RedisEntry
 from tests.bad_input import Refused, check, rows
@@ -94,8 +94,8 @@ UNUSED = "redis://127.0.0.1:1"
             [RedisEntry("s", "1-0")],
             adapter=RedisStreamAdapter(match_fields=True),
         ),
-        NotDeletable,
-        ("match_fields=False", "'s:1-0'"),
+        UnsupportedDeletion,
+        ("match_fields=True", "does not delete by address", "nothing was sent"),
     ),
     Refused(
         "a-url-of-another-broker-with-a-password",

@@ -116,3 +116,68 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("test bed start-up")
         for name, seconds in sorted(STARTUP_TIMES.items()):
             terminalreporter.write_line(f"{name}: {seconds:.2f}s")
+
+
+@pytest.fixture(scope="session")
+def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Three nats-server nodes with JetStream in one cluster (the newest nats-server found),
+    for replicated streams; ``.nodes`` to stop and start one. Skipped, with the reason, where
+    that server is too old for the cluster specs."""
+    from tests.testbed.nats_cluster import NatsCluster, unsupported
+
+    reason = unsupported()
+    if reason is not None:
+        pytest.skip(reason)
+    yield from _serve(tmp_path_factory, "nats-cluster", NatsCluster)
+
+
+@pytest.fixture(scope="session")
+def redis7_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Redis 7 Cluster: three masters with a replica each (tests/testbed/redis_cluster.py)."""
+    from tests.testbed.redis_cluster import redis7_cluster
+
+    yield from _serve(tmp_path_factory, "redis7-cluster", redis7_cluster)
+
+
+@pytest.fixture(scope="session")
+def redis8_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Redis 8.2 Cluster: three masters with a replica each."""
+    from tests.testbed.redis_cluster import redis8_cluster
+
+    yield from _serve(tmp_path_factory, "redis8-cluster", redis8_cluster)
+
+
+@pytest.fixture(scope="session")
+def mixed_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A cluster mid-upgrade: one master (and its replica) on Redis 7, two on Redis 8.2."""
+    from tests.testbed.redis_cluster import mixed_redis_cluster
+
+    yield from _serve(tmp_path_factory, "mixed-redis-cluster", mixed_redis_cluster)
+
+
+@pytest.fixture(scope="session", params=["redis7", "redis8"])
+def redis_cluster(request: pytest.FixtureRequest) -> Any:
+    """Each Redis Cluster version in turn."""
+    return request.getfixturevalue(f"{request.param}_cluster")
+
+
+@pytest.fixture(scope="session")
+def redis7_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Redis 7: one master, two replicas and three sentinels (tests/testbed/redis_cluster.py)."""
+    from tests.testbed.redis_cluster import redis7_sentinel
+
+    yield from _serve(tmp_path_factory, "redis7-sentinel", redis7_sentinel)
+
+
+@pytest.fixture(scope="session")
+def redis8_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Redis 8.2: one master, two replicas and three sentinels."""
+    from tests.testbed.redis_cluster import redis8_sentinel
+
+    yield from _serve(tmp_path_factory, "redis8-sentinel", redis8_sentinel)
+
+
+@pytest.fixture(scope="session", params=["redis7", "redis8"])
+def redis_sentinel(request: pytest.FixtureRequest) -> Any:
+    """Each Redis Sentinel set in turn."""
+    return request.getfixturevalue(f"{request.param}_sentinel")
