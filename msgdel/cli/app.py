@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from msgdel.cli import _console, adapters, delete, demo, erase
+from msgdel.cli import _console, adapters, delete, demo, erase, reap
 
 # click's UsageError (every bad argument), whether typer depends on click (typer < 0.27) or
 # ships its own copy of it
@@ -71,3 +71,4 @@ app.command("adapters")(adapters.command)
 app.command("delete")(delete.command)
 app.command("demo")(demo.command)
 app.command("erase")(erase.command)
+app.command("reap")(reap.command)
