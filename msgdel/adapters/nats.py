@@ -159,7 +159,8 @@ def _transport_error(what: str, exc: Exception, client: Client | None = None) ->
         )
     if isinstance(exc, nats.errors.TimeoutError | asyncio.TimeoutError):
         return DeletionFailed(
-            f"could not {what}: JetStream did not answer in time; retry later",
+            f"could not {what}: JetStream did not answer in time, so whether it did is unknown; "
+            "deleting again is safe (what is gone then reports ALREADY_GONE)",
             retryable=True,
             cause=exc,
         )
@@ -464,7 +465,11 @@ class JetStreamAdapter(BaseAdapter):
         if error := answer.get("error"):
             if int(error.get("err_code") or 0) in (STREAM_NOT_FOUND_CODE, missing):
                 return None
-            raise DeletionFailed(f"could not {plan.reading}: {error}", retryable=False)
+            # 503: the stream has no leader or quorum right now (a failover), 408: timed out.
+            status = int(error.get("code") or 0)
+            retryable = status in _RETRYABLE_STATUS
+            hint = "; nothing was deleted, and retrying is safe" if retryable else ""
+            raise DeletionFailed(f"could not {plan.reading}: {error}{hint}", retryable=retryable)
         return answer
 
     def _job(self, plan: _Plan, seq: int) -> Callable[[], Awaitable[Outcome]]:
