@@ -22,7 +22,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import typer
 from rich import box
@@ -39,6 +39,7 @@ from msgdel.address import (
     RetainedTopic,
 )
 from msgdel.cli import _console
+from msgdel.cli._url import with_password
 from msgdel.errors import DeletionFailed, MsgdelError, redact
 from msgdel.result import DeleteResult
 
@@ -126,7 +127,7 @@ def command(
         texts = list(addresses) if addresses else list(_lines(sys.stdin))
         parsed = _parse(form, texts, group, kv)
         adapter = _adapter(form, ignore_other_readers)
-        url = _with_password(url, os.environ.get("MSGDEL_PASSWORD"))
+        url = with_password(url, os.environ.get("MSGDEL_PASSWORD"))
         if form is KafkaOffset and not dry_run and not yes and not addresses:
             raise BadArgument("addresses came from standard input: pass --yes to truncate "
                               "Kafka partitions without a prompt (or --dry-run first)")  # fmt: skip
@@ -210,18 +211,6 @@ def _adapter(form: type[Address], ignore_other_readers: bool) -> AddressDeletabl
         **(options if ignore_other_readers and options else {})
     )
     return adapter
-
-
-def _with_password(url: str, password: str | None) -> str:
-    """`url` with `password` (MSGDEL_PASSWORD) in its user-info, unless it has one."""
-    if not password:
-        return url
-    parts = urlsplit(url)
-    if parts.password is not None:
-        return url
-    user = quote(parts.username or "", safe="")
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
 
 
 async def _run(

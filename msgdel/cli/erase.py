@@ -38,7 +38,7 @@ from rich.table import Table
 
 from msgdel.address import KvKey
 from msgdel.cli import _console
-from msgdel.cli.delete import _with_password
+from msgdel.cli._url import with_password
 from msgdel.errors import redact
 
 COMMAND = "msgdel erase"
@@ -119,7 +119,7 @@ def command(
             object_store, objects or [], [stdin.value(k) or "" for k in key or []],
             topic or [], truncate,
         )  # fmt: skip
-        url = _with_password(url, os.environ.get("MSGDEL_PASSWORD"))
+        url = with_password(url, os.environ.get("MSGDEL_PASSWORD"))
     except (BadArgument, ValueError, TypeError) as exc:
         _console.error(COMMAND, str(exc))
         raise typer.Exit(2) from None

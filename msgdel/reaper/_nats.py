@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 try:
@@ -186,22 +186,26 @@ class JetStreamReaper(Runner):
                 with contextlib.suppress(Exception):
                     await subscription.unsubscribe()
 
-    async def sweep(self) -> SweepReport:
+    async def sweep(self, *, progress: Callable[[int], None] | None = None) -> SweepReport:
         """Recover what advisories were missed: reap the messages the consumer's state shows
         it gave up on (work-queue streams; see the class). `complete=False` when that cannot
         be told now (a message is awaiting an acknowledgement) or a request failed: a later
-        sweep tries again. Never raises for the broker's failures: they are in the report."""
+        sweep tries again. Never raises for the broker's failures: they are in the report.
+        `progress` is called after each batch with how many stream sequences (from the
+        consumer's ack floor to its last delivery) the scan got past."""
         tally = Tally(self.stream, self.consumer, self.dry_run, self.sample)
         try:
             async with self._connected() as client:
-                await self._recover(client, tally)
+                await self._recover(client, tally, progress)
         except MsgdelError as exc:
             tally.stop(exc)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             tally.stop(_failure(exc))
         return tally.report()
 
-    async def _recover(self, client: Client, tally: Tally) -> None:
+    async def _recover(
+        self, client: Client, tally: Tally, progress: Callable[[int], None] | None = None
+    ) -> None:
         js = client.jetstream(timeout=self.timeout)
         try:
             info = await js.consumer_info(self.stream, self.consumer)
@@ -233,6 +237,7 @@ class JetStreamReaper(Runner):
         last = info.delivered.stream_seq if info.delivered else 0
         seq = floor + 1
         batch: list[_Dead] = []
+        passed = floor  # the last sequence reported to `progress`
         while seq <= last:
             try:
                 found = await js.get_msg(self.stream, seq, subject=">", next=True)
@@ -248,9 +253,14 @@ class JetStreamReaper(Runner):
                 tally.dead += len(batch)
                 await self._reap(client, batch, tally)
                 batch = []
+                if progress is not None:
+                    progress(found.seq - passed)
+                    passed = found.seq
         tally.dead += len(batch)
         if batch:
             await self._reap(client, batch, tally)
+        if progress is not None and last > passed:
+            progress(last - passed)
 
     async def _reap(self, client: Client, batch: list[_Dead], tally: Tally) -> None:
         """Copy (with `dead_letter`, `COPIES` at a time) and delete the messages of `batch`;
@@ -268,9 +278,9 @@ class JetStreamReaper(Runner):
         else:
             slots = asyncio.Semaphore(COPIES)
 
-            async def copy(dead: _Dead) -> None:
+            async def copy(dead: _Dead) -> bool:
                 async with slots:
-                    await self._copy(client, *dead)
+                    return await self._copy(client, *dead)
 
             copied = await asyncio.gather(*(copy(d) for d in batch), return_exceptions=True)
             for address, result in zip(addresses, copied):
@@ -280,7 +290,8 @@ class JetStreamReaper(Runner):
                     tally.add(_failure(result))
                 elif isinstance(result, BaseException):
                     raise result
-                else:
+                else:  # copied (True), or gone already (False): delete_at says which
+                    tally.dead_lettered += result
                     keep.append(address)
         if not keep:
             return

@@ -9,6 +9,7 @@ them; the server then sends the consumer's advisories."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -292,3 +293,217 @@ def test_bad_options_are_refused_before_connecting() -> None:
     with pytest.raises(TypeError, match="ignore_other_consumers"):
         JetStreamReaper("nats://x", stream="S", consumer="c",
                         ignore_other_consumers=1)  # type: ignore[arg-type]  # fmt: skip
+
+
+# -- msgdel reap nats://... --------------------------------------------------------------------
+
+
+async def reap(*args: str) -> tuple[int, str, str]:
+    """Run ``msgdel reap ARGS`` (in a thread: it runs its own event loop)."""
+    from typer.testing import CliRunner
+
+    from msgdel.cli.app import app
+
+    def run() -> tuple[int, str, str]:
+        result = CliRunner().invoke(app, ["reap", *args], env={"COLUMNS": "200"})
+        return result.exit_code, result.stdout, result.stderr
+
+    return await asyncio.to_thread(run)
+
+
+def rows(out: str) -> dict[str, str]:
+    """The summary table's rows: name -> count."""
+    found = {}
+    for line in out.splitlines():
+        name, _, count = line.strip().rpartition(" ")
+        if count.isdigit():
+            found[name.strip()] = count
+    return found
+
+
+async def test_msgdel_reap_deletes_a_work_queue_streams_given_up_messages_and_keeps_the_rest(
+    nats_server: Any, nc: Client
+) -> None:
+    stream = await stream_of(nc, 4)
+    await fail_every_delivery(nc, stream, keep=1)
+    await nc.jetstream().publish(f"{stream}.orders", b"not delivered yet")
+
+    status, out, err = await reap(nats_server.url, "--stream", stream, "--consumer", CONSUMER)
+
+    assert status == 0, err
+    assert f"msgdel reap {stream} ({CONSUMER})" in out
+    assert rows(out) == {
+        "delivered, scanned": "3", "given up by the consumer": "3", "deleted": "3",
+        "dead-lettered": "0",
+    }  # fmt: skip
+    assert await stored(nc, stream) == [5]  # the undelivered message stays
+    assert "complete in" in out
+
+
+async def test_msgdel_reap_sweeps_a_backlog_of_several_batches_with_a_progress_bar(
+    nats_server: Any, nc: Client
+) -> None:
+    stream = await stream_of(nc, 250)
+    js, sub = nc.jetstream(), await nc.jetstream().pull_subscribe_bind(CONSUMER, stream)
+    try:  # every message is fetched until the consumer gives up on it
+        while (info := await js.consumer_info(stream, CONSUMER)).num_pending or (
+            info.num_ack_pending
+        ):
+            with contextlib.suppress(nats.errors.TimeoutError, asyncio.TimeoutError):
+                await sub.fetch(250, timeout=0.3)
+    finally:
+        await sub.unsubscribe()
+
+    status, out, err = await reap(nats_server.url, "--stream", stream, "--consumer", CONSUMER)
+
+    assert status == 0, err
+    assert rows(out)["deleted"] == "250"
+    assert "250/250" in err  # the progress bar, on standard error
+    assert await stored(nc, stream) == []
+
+
+async def test_msgdel_reap_copies_the_dead_messages_to_the_dead_letter_subject_first(
+    nats_server: Any, nc: Client
+) -> None:
+    stream = await stream_of(nc, 3)
+    subject = await dead_letter_stream(nc, stream)
+    await fail_every_delivery(nc, stream)
+
+    status, out, err = await reap(nats_server.url, "--stream", stream, "--consumer", CONSUMER,
+                                  "--dead-letter", subject)  # fmt: skip
+
+    assert status == 0, err
+    assert (rows(out)["deleted"], rows(out)["dead-lettered"]) == ("3", "3")
+    assert await stored(nc, stream) == []
+    copies = await dead_letters(nc, stream)
+    assert [(c.data, c.headers["Msgdel-Origin-Sequence"]) for c in copies] == [
+        (b"0", "1"), (b"1", "2"), (b"2", "3")
+    ]  # fmt: skip
+
+
+async def test_msgdel_reap_dry_run_reports_the_dead_messages_and_changes_nothing(
+    nats_server: Any, nc: Client
+) -> None:
+    stream = await stream_of(nc, 2)
+    subject = await dead_letter_stream(nc, stream)
+    await fail_every_delivery(nc, stream)
+
+    status, out, err = await reap(nats_server.url, "--stream", stream, "--consumer", CONSUMER,
+                                  "--dead-letter", subject, "--dry-run")  # fmt: skip
+
+    assert status == 0, err
+    assert "dry run: nothing was changed" in out
+    assert rows(out) == {"delivered, scanned": "2", "given up by the consumer": "2",
+                         "skipped": "2"}  # fmt: skip
+    assert await stored(nc, stream) == [1, 2]
+    assert await dead_letters(nc, stream) == []
+
+
+async def test_msgdel_reap_keeps_every_message_when_the_dead_letter_copy_fails(
+    nats_server: Any, nc: Client
+) -> None:
+    stream = await stream_of(nc, 2)
+    await fail_every_delivery(nc, stream)
+
+    status, out, err = await reap(nats_server.url, "--stream", stream, "--consumer", CONSUMER,
+                                  "--dead-letter", "nowhere.dead")  # fmt: skip
+
+    assert status == 1
+    assert "2 failed, the first: no JetStream stream captures the dead-letter subject" in err
+    assert (rows(out)["failed"], rows(out)["dead-lettered"]) == ("2", "0")
+    assert "deleted" not in rows(out)
+    assert await stored(nc, stream) == [1, 2]
+
+
+async def test_msgdel_reap_refuses_a_limits_stream_whose_state_cannot_tell_the_dead_ones(
+    nats_server: Any, nc: Client
+) -> None:
+    stream = await stream_of(nc, 2, RetentionPolicy.LIMITS)
+    await fail_every_delivery(nc, stream)
+
+    status, out, err = await reap(nats_server.url, "--stream", stream, "--consumer", CONSUMER)
+
+    assert (status, out) == (1, "")
+    assert "limits retention" in err
+    assert len(err.splitlines()) == 1
+    assert await stored(nc, stream) == [1, 2]
+
+
+async def test_msgdel_reap_stops_with_status_1_while_a_message_awaits_its_acknowledgement(
+    nats_server: Any, nc: Client
+) -> None:
+    stream = await stream_of(nc, 1)
+    await fail_every_delivery(nc, stream)
+    await nc.jetstream().publish(f"{stream}.orders", b"in flight")
+    sub = await nc.jetstream().pull_subscribe_bind(CONSUMER, stream)
+    await sub.fetch(1, timeout=2)  # delivered, not acknowledged yet
+    try:
+        status, out, err = await reap(nats_server.url, "--stream", stream, "--consumer", CONSUMER)
+    finally:
+        await sub.unsubscribe()
+
+    assert status == 1
+    assert "stopped early" in out
+    assert "await an acknowledgement" in err
+    assert await stored(nc, stream) == [1, 2]
+
+
+async def test_msgdel_reap_exits_1_for_a_missing_consumer_and_never_prints_the_password(
+    nats_server: Any, nc: Client
+) -> None:
+    stream = await stream_of(nc, 1)
+    status, out, err = await reap(nats_server.url, "--stream", stream, "--consumer", "nobody")
+    assert (status, out) == (1, "")
+    assert "'nobody'" in err
+
+    status, out, err = await reap("nats://user:hunter2@127.0.0.1:1", "--stream", stream,
+                                  "--consumer", CONSUMER)  # fmt: skip
+    assert status == 1
+    assert "hunter2" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], "give --consumer"),
+        (["--consumer", CONSUMER, "--group", "billing"], "--group is for a Redis"),
+        (["--consumer", CONSUMER, "--min-deliveries", "3"], "--min-deliveries is for Redis"),
+        (["--consumer", CONSUMER, "--min-idle", "60"], "--min-idle is for Redis"),
+        (["--consumer", CONSUMER, "--ignore-other-groups"], "--ignore-other-groups is for Redis"),
+        (["--consumer", CONSUMER, "--page-size", "10"], "--page-size is for Redis"),
+        (["--consumer", CONSUMER, "--rate", "10"], "--rate is for Redis"),
+        (["--consumer", "two words"], "consumer must be a NATS name"),
+        (["--consumer", CONSUMER, "--dead-letter", "a b"], "--dead-letter must be a NATS name"),
+    ],
+)
+async def test_msgdel_reap_refuses_a_bad_argument_for_nats_in_one_line_with_status_2(
+    args: list[str], says: str
+) -> None:
+    status, out, err = await reap("nats://127.0.0.1:1", "--stream", "S", *args)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"msgdel reap: {says}")
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], "give --group"),
+        (["--group", "g", "--min-deliveries", "1", "--consumer", CONSUMER], "--consumer is for"),
+        (["--group", "g", "--min-deliveries", "1", "--keep-for-other-consumers"],
+         "--ignore-other-consumers and --keep-for-other-consumers are for JetStream"),
+    ],
+)  # fmt: skip
+async def test_msgdel_reap_refuses_jetstream_options_for_redis_in_one_line_with_status_2(
+    args: list[str], says: str
+) -> None:
+    status, out, err = await reap("redis://127.0.0.1:1", "--stream", "s", *args)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"msgdel reap: {says}")
+    assert len(err.splitlines()) == 1
+
+
+async def test_msgdel_reap_refuses_a_url_of_another_broker() -> None:
+    status, _, err = await reap("kafka://127.0.0.1:1", "--stream", "s", "--consumer", CONSUMER)
+    assert status == 2
+    assert "is not a Redis or NATS URL" in err
