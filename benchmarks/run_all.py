@@ -63,6 +63,11 @@ BENCHMARKS = [
     "kafka_other_groups",
     "batcher_memory",
     "redis_soak",
+    "redis_cluster",
+    "nats_cluster",
+    "reaper",
+    "erasure",
+    "erasure_kafka",
 ]
 """Every benchmark, in the order they run."""
 
