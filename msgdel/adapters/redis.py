@@ -899,7 +899,10 @@ def _failure(exc: Exception) -> DeletionFailed:
             retryable=True,
             cause=exc,
         )
-    if isinstance(exc, _CLUSTER_IN_TRANSITION):
+    if isinstance(exc, _CLUSTER_IN_TRANSITION) or (
+        # redis-py gave up following MOVED/ASK redirections: a slot migrating right now
+        isinstance(exc, redis_errors.ClusterError) and "TTL exhausted" in str(exc)
+    ):
         return DeletionFailed(
             f"the Redis cluster cannot serve this slot now ({type(exc).__name__}: {exc}): a "
             "failover or a resharding is under way; nothing is known to be deleted, and "

@@ -400,6 +400,7 @@ async def test_a_server_stopped_mid_sweep_loses_no_entry_and_a_restarted_reaper_
     async with RedisReaper(own_redis.url, stream=stream, group=GROUP, policy=policy,
                            interval=0.05) as reaper:  # fmt: skip
         await eventually(lambda: client.xlen(stream), 0)
+        await eventually(lambda: reaper.last_report is not None, True)  # its sweep ended
     assert reaper.last_report is not None
     assert where_is(client, stream, dlq, ids) == {"dead-lettered": 600}
 
@@ -477,7 +478,7 @@ async def test_a_handler_that_fails_every_time_is_dead_lettered_after_its_delive
         await broker.publish("poison", stream=stream)
         await eventually(lambda: client.xlen(dlq), 1)
     finally:
-        await app.stop()
+        await asyncio.wait_for(app.stop(), 30)  # a hang fails here, naming the shutdown
 
     (copy,) = dead_letters(client, dlq)
     assert int(copy["msgdel-deliveries"]) >= 3
