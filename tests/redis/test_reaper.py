@@ -345,15 +345,16 @@ async def test_a_killed_connection_mid_sweep_loses_no_entry_and_the_retry_copies
     aio = redis.asyncio.Redis.from_url(redis_server.url, retry=Retry(NoBackoff(), 0))
     try:
         own_id = await aio.client_id()
+        swept = 0
 
-        async def kill_when_half_done() -> None:
-            await eventually(lambda: client.xlen(dlq) >= 200, True)
-            client.client_kill_filter(_id=own_id)
+        def kill_when_a_third_is_done(entries: int) -> None:  # between two pages, at once
+            nonlocal swept
+            swept += entries
+            if 200 <= swept < 200 + entries:
+                client.client_kill_filter(_id=own_id)
 
-        killer = asyncio.create_task(kill_when_half_done())
-        report = await RedisReaper(aio, stream=stream, group=GROUP, policy=policy,
-                                   page_size=20, rate=2000).sweep()  # fmt: skip
-        await killer
+        reaper = RedisReaper(aio, stream=stream, group=GROUP, policy=policy, page_size=20)
+        report = await reaper.sweep(progress=kill_when_a_third_is_done)
     finally:
         await aio.aclose()
 
@@ -381,15 +382,16 @@ async def test_a_server_stopped_mid_sweep_loses_no_entry_and_a_restarted_reaper_
     policy = Policy(min_deliveries=3, dead_letter=dlq)
     aio = redis.asyncio.Redis.from_url(own_redis.url, retry=Retry(NoBackoff(), 0))
     try:
+        swept = 0
 
-        async def stop_when_half_done() -> None:
-            await eventually(lambda: client.xlen(dlq) >= 200, True)
-            await asyncio.to_thread(own_redis.stop)
+        def stop_when_a_third_is_done(entries: int) -> None:  # between two pages, at once
+            nonlocal swept
+            swept += entries
+            if 200 <= swept < 200 + entries:
+                own_redis.stop()
 
-        stopper = asyncio.create_task(stop_when_half_done())
-        report = await RedisReaper(aio, stream=stream, group=GROUP, policy=policy,
-                                   page_size=20, rate=2000).sweep()  # fmt: skip
-        await stopper
+        reaper = RedisReaper(aio, stream=stream, group=GROUP, policy=policy, page_size=20)
+        report = await reaper.sweep(progress=stop_when_a_third_is_done)
     finally:
         await aio.aclose()
     assert not report.complete
