@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from msgdel._urls import require_scheme, scheme_of
 from msgdel.address import Address
 from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion, redact
 from msgdel.observe import DeletionReport, Operation
@@ -169,8 +170,7 @@ def address_url(connection: object, items: Sequence[Address]) -> str | None:
         if connection is None:
             raise TypeError("connection must be a broker URL or a connected client, got None")
         return None
-    scheme = connection.partition("://")[0].lower() if "://" in connection else ""
-    if scheme in _UNADDRESSABLE:
+    if scheme_of(connection) in _UNADDRESSABLE:
         raise UnsupportedDeletion(
             "a RabbitMQ queue has no addresses: RabbitMQ cannot remove a given message except "
             "by consuming and settling it. Delete consumed messages with msgdel.delete(msg) "
@@ -179,12 +179,7 @@ def address_url(connection: object, items: Sequence[Address]) -> str | None:
     if not items:
         return connection
     cls = type(items[0])
-    if scheme not in cls.schemes:
-        expected = ", ".join(f"{s}://" for s in cls.schemes)
-        raise ValueError(
-            f"{cls.__name__} addresses are deleted on a {expected} URL, got "
-            f"{redact(connection)!r}; nothing was sent"
-        )
+    require_scheme(connection, cls.schemes, f"{cls.__name__} addresses are deleted")
     return connection
 
 

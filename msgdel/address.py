@@ -17,39 +17,13 @@ and settling it.
 
 from __future__ import annotations
 
-import re
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 
+from msgdel._names import JETSTREAM_NAME, KAFKA_TOPIC, number, text
+
 __all__ = ["Address", "JetStreamSequence", "KafkaOffset", "KvKey", "RedisEntry", "RetainedTopic"]
-
-
-def _text(pattern: str, expected: str) -> Any:
-    """An attrs validator: a `str` matching `pattern` in full, else an error naming `expected`."""
-    compiled = re.compile(pattern)
-
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        what = f"{type(instance).__name__}.{attribute.name}"
-        if not isinstance(value, str):
-            raise TypeError(f"{what} must be a str ({expected}), got {value!r}")
-        if not compiled.fullmatch(value):
-            raise ValueError(f"{what} must be {expected}, got {value!r}")
-
-    return check
-
-
-def _number(minimum: int) -> Any:
-    """An attrs validator: an `int` (not a bool) of at least `minimum`."""
-
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        what = f"{type(instance).__name__}.{attribute.name}"
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{what} must be an int >= {minimum}, got {value!r}")
-        if value < minimum:
-            raise ValueError(f"{what} must be >= {minimum}, got {value}")
-
-    return check
 
 
 def _split(cls: type[Address], text: object, parts: int, form: str) -> list[str]:
@@ -106,9 +80,9 @@ class RedisEntry(Address):
     broker: ClassVar[str] = "redis"
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
 
-    stream: str = attrs.field(validator=_text(r"(?s).+", "a stream key (not empty)"))
+    stream: str = attrs.field(validator=text(r"(?s).+", "a stream key (not empty)"))
     entry_id: str = attrs.field(
-        validator=_text(
+        validator=text(
             _STREAM_ID, "a stream entry id such as '1700000000000-0' (two 64-bit numbers)"
         )
     )
@@ -124,7 +98,7 @@ class RedisEntry(Address):
     group: str | None = attrs.field(
         default=None,
         kw_only=True,
-        validator=attrs.validators.optional(_text(r"(?s).+", "a consumer group name or None")),
+        validator=attrs.validators.optional(text(r"(?s).+", "a consumer group name or None")),
     )
 
     @property
@@ -145,9 +119,6 @@ class RedisEntry(Address):
         return f"{self.stream}:{self.entry_id}"
 
 
-_NATS_NAME = r"[^\s.*>/\\:]+"
-
-
 @attrs.frozen
 class JetStreamSequence(Address):
     """A message of a JetStream stream, by its stream sequence. By default it is kept
@@ -156,10 +127,8 @@ class JetStreamSequence(Address):
     broker: ClassVar[str] = "nats"
     schemes: ClassVar[tuple[str, ...]] = ("nats", "tls", "ws", "wss")
 
-    stream: str = attrs.field(
-        validator=_text(_NATS_NAME, "a JetStream stream name (no spaces, '.', '*', '>', ':')")
-    )
-    sequence: int = attrs.field(validator=_number(1))
+    stream: str = attrs.field(validator=JETSTREAM_NAME)
+    sequence: int = attrs.field(validator=number(1))
 
     @property
     def target(self) -> str:
@@ -188,10 +157,10 @@ class KvKey(Address):
     schemes: ClassVar[tuple[str, ...]] = JetStreamSequence.schemes
 
     bucket: str = attrs.field(
-        validator=_text(r"[A-Za-z0-9_-]+", "a KV bucket name (letters, digits, '_', '-')")
+        validator=text(r"[A-Za-z0-9_-]+", "a KV bucket name (letters, digits, '_', '-')")
     )
     key: str = attrs.field(
-        validator=_text(
+        validator=text(
             r"[-/_=A-Za-z0-9]+(\.[-/_=A-Za-z0-9]+)*",
             "a KV key (letters, digits and '-/_=', dot-separated tokens)",
         )
@@ -224,11 +193,9 @@ class KafkaOffset(Address):
     broker: ClassVar[str] = "kafka"
     schemes: ClassVar[tuple[str, ...]] = ("kafka",)
 
-    topic: str = attrs.field(
-        validator=_text(r"[A-Za-z0-9._-]{1,249}", "a Kafka topic name (letters, digits, '._-')")
-    )
-    partition: int = attrs.field(validator=_number(0))
-    offset: int = attrs.field(validator=_number(0))
+    topic: str = attrs.field(validator=KAFKA_TOPIC)
+    partition: int = attrs.field(validator=number(0))
+    offset: int = attrs.field(validator=number(0))
 
     @property
     def target(self) -> str:
@@ -261,7 +228,7 @@ class RetainedTopic(Address):
     schemes: ClassVar[tuple[str, ...]] = ("mqtt", "mqtts")
 
     topic: str = attrs.field(
-        validator=_text(r"[^+#\x00]+", "an MQTT topic name (no wildcards '+' or '#')")
+        validator=text(r"[^+#\x00]+", "an MQTT topic name (no wildcards '+' or '#')")
     )
 
     @property

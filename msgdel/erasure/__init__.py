@@ -44,7 +44,9 @@ from typing import Any, ClassVar
 import attrs
 
 from msgdel import _check
-from msgdel.address import KvKey, RetainedTopic
+from msgdel._names import JETSTREAM_NAME, KAFKA_TOPIC
+from msgdel._urls import require_scheme
+from msgdel.address import JetStreamSequence, KafkaOffset, KvKey, RedisEntry, RetainedTopic
 from msgdel.errors import redact
 
 __all__ = [
@@ -80,7 +82,7 @@ def _text(instance: object, attribute: attrs.Attribute[Any], value: object) -> N
     if not isinstance(value, str) or not value:
         raise TypeError(
             f"{type(instance).__name__}.{attribute.name} must be a non-empty str, got "
-            f"{type(value).__name__}"
+            f"{'an empty str' if value == '' else type(value).__name__}"
         )  # the value itself is not shown: it may be the personal data
 
 
@@ -88,11 +90,8 @@ def _identifier(instance: object, attribute: attrs.Attribute[Any], value: object
     if not isinstance(value, (str, bytes)) or not value:
         raise TypeError(
             f"{type(instance).__name__}.{attribute.name} must be a non-empty str or bytes, "
-            f"got {type(value).__name__}"
+            f"got {'an empty one' if value in ('', b'') else type(value).__name__}"
         )
-
-
-_NATS_NAME = frozenset(" \t\r\n.*>/\\:")
 
 
 @attrs.frozen
@@ -119,7 +118,7 @@ class RedisStreamField(ErasureTarget):
     `resume_from` of an interrupted erasure's report)."""
 
     broker: ClassVar[str] = "redis"
-    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
+    schemes: ClassVar[tuple[str, ...]] = RedisEntry.schemes
 
     stream: str = attrs.field(validator=_text)
     field: str | bytes = attrs.field(validator=_identifier)
@@ -144,15 +143,10 @@ class JetStreamSubject(ErasureTarget):
     tokens, so `orders.u-42.>` names every subject under one person's token)."""
 
     broker: ClassVar[str] = "nats"
-    schemes: ClassVar[tuple[str, ...]] = ("nats", "tls", "ws", "wss")
+    schemes: ClassVar[tuple[str, ...]] = JetStreamSequence.schemes
 
-    stream: str = attrs.field(validator=_text)
+    stream: str = attrs.field(validator=JETSTREAM_NAME)
     subject: str = attrs.field(validator=_text, repr=False)
-
-    @stream.validator
-    def _stream_name(self, attribute: attrs.Attribute[str], value: str) -> None:
-        if _NATS_NAME.intersection(value):
-            raise ValueError(f"JetStreamSubject.stream {value!r} is not a JetStream stream name")
 
     @subject.validator
     def _subject_form(self, attribute: attrs.Attribute[str], value: str) -> None:
@@ -190,7 +184,7 @@ class RetainedTopics(ErasureTarget):
     """The retained messages of MQTT topics (exact topic names, no wildcards)."""
 
     broker: ClassVar[str] = "mqtt"
-    schemes: ClassVar[tuple[str, ...]] = ("mqtt", "mqtts")
+    schemes: ClassVar[tuple[str, ...]] = RetainedTopic.schemes
 
     topics: tuple[str, ...] = attrs.field(converter=_topics, repr=False)
 
@@ -216,9 +210,9 @@ class KafkaKey(ErasureTarget):
     partition goes too, other people's as well, and the report says which offsets."""
 
     broker: ClassVar[str] = "kafka"
-    schemes: ClassVar[tuple[str, ...]] = ("kafka",)
+    schemes: ClassVar[tuple[str, ...]] = KafkaOffset.schemes
 
-    topic: str = attrs.field(validator=_text)
+    topic: str = attrs.field(validator=KAFKA_TOPIC)
     key: str | bytes = attrs.field(validator=_identifier, repr=False)
     truncate: bool = attrs.field(default=False, kw_only=True)
 
@@ -357,14 +351,7 @@ async def erase(
     if connection is None:
         raise TypeError("connection must be a broker URL or a connected client, got None")
     if isinstance(connection, str):
-        scheme = connection.partition("://")[0].lower() if "://" in connection else ""
-        schemes = type(items[0]).schemes
-        if scheme not in schemes:
-            expected = ", ".join(f"{s}://" for s in schemes)
-            raise ValueError(
-                f"{broker} targets are erased on a {expected} URL, got "
-                f"{redact(connection)!r}; nothing was sent"
-            )
+        require_scheme(connection, type(items[0]).schemes, f"{broker} targets are erased")
     # each module raises msgdel.adapters._extra.missing(...) when its client is not installed
     module = importlib.import_module(f"msgdel.erasure.{_MODULES[broker]}")
     options = Options(dry_run, page_size, batch_size, progress)
