@@ -22,6 +22,10 @@ def console(*, stderr: bool = False) -> Console:
     return out
 
 
+class BadArgument(Exception):
+    """A wrong argument: reported as one line, exit status 2, nothing sent."""
+
+
 def error(command_path: str, message: str) -> None:
     """Write `<command_path>: <message>` (`msgdel demo: ...`) as one line to standard
     error, whatever the width of the terminal."""

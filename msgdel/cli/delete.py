@@ -17,18 +17,17 @@ import asyncio
 import contextlib
 import importlib
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlsplit
 
 import typer
 from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from msgdel._urls import scheme_of
 from msgdel.adapters import BUILTINS
 from msgdel.address import (
     Address,
@@ -39,7 +38,8 @@ from msgdel.address import (
     RetainedTopic,
 )
 from msgdel.cli import _console
-from msgdel.cli._url import with_password
+from msgdel.cli._console import BadArgument
+from msgdel.cli._url import url_argument, with_env_password
 from msgdel.errors import DeletionFailed, MsgdelError, redact
 from msgdel.result import DeleteResult
 
@@ -51,12 +51,10 @@ BATCH = 500
 """Addresses per `delete_at` call (one round trip per broker target each)."""
 
 _FORMS: dict[str, type[Address]] = {
-    "redis": RedisEntry, "rediss": RedisEntry, "unix": RedisEntry,
-    "nats": JetStreamSequence, "tls": JetStreamSequence, "ws": JetStreamSequence,
-    "wss": JetStreamSequence,
-    "kafka": KafkaOffset,
-    "mqtt": RetainedTopic, "mqtts": RetainedTopic,
-}  # fmt: skip
+    scheme: form
+    for form in (RedisEntry, JetStreamSequence, KafkaOffset, RetainedTopic)
+    for scheme in form.schemes
+}
 """URL scheme -> the address class its ADDRESS arguments are parsed as."""
 
 _OPT_OUT: dict[type[Address], dict[str, bool]] = {
@@ -68,19 +66,8 @@ _OPT_OUT: dict[type[Address], dict[str, bool]] = {
 group or consumer still needs."""
 
 
-class BadArgument(Exception):
-    """A wrong argument: reported as one line, exit status 2, nothing sent."""
-
-
 def command(
-    url: Annotated[
-        str,
-        typer.Argument(
-            help="The broker: redis://, nats://, kafka://host:port, mqtt://. A password may "
-            "come from MSGDEL_PASSWORD instead of the URL.",
-            show_default=False,
-        ),
-    ],
+    url: Annotated[str, url_argument("redis://, nats://, kafka://host:port, mqtt://")],
     addresses: Annotated[
         list[str] | None,
         typer.Argument(
@@ -127,7 +114,7 @@ def command(
         texts = list(addresses) if addresses else list(_lines(sys.stdin))
         parsed = _parse(form, texts, group, kv)
         adapter = _adapter(form, ignore_other_readers)
-        url = with_password(url, os.environ.get("MSGDEL_PASSWORD"))
+        url = with_env_password(url)
         if form is KafkaOffset and not dry_run and not yes and not addresses:
             raise BadArgument("addresses came from standard input: pass --yes to truncate "
                               "Kafka partitions without a prompt (or --dry-run first)")  # fmt: skip
@@ -147,7 +134,7 @@ def command(
 
 
 def _form(url: str, group: str | None, kv: str | None) -> type[Address]:
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    scheme = scheme_of(url)
     if scheme in ("amqp", "amqps"):
         raise BadArgument(
             "a RabbitMQ queue has no addresses: RabbitMQ removes a message only when a "

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import os
 import sys
 from collections import Counter
 from typing import Annotated, Any
@@ -36,27 +35,18 @@ from rich import box
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from msgdel._urls import scheme_of
 from msgdel.address import KvKey
 from msgdel.cli import _console
-from msgdel.cli._url import with_password
+from msgdel.cli._console import BadArgument
+from msgdel.cli._url import url_argument, with_env_password
 from msgdel.errors import redact
 
 COMMAND = "msgdel erase"
 
 
-class BadArgument(Exception):
-    """A wrong argument: reported as one line, exit status 2, nothing sent."""
-
-
 def command(
-    url: Annotated[
-        str,
-        typer.Argument(
-            help="The broker: redis://, nats://, kafka://host:port, mqtt://. A password may "
-            "come from MSGDEL_PASSWORD instead of the URL.",
-            show_default=False,
-        ),
-    ],
+    url: Annotated[str, url_argument("redis://, nats://, kafka://host:port, mqtt://")],
     stream: Annotated[
         list[str] | None,
         typer.Option("--stream", help="Redis stream key or JetStream stream (repeatable)."),
@@ -112,14 +102,14 @@ def command(
     Exit status 1 when any target is not erasable or incomplete, 2 for a bad argument.
     """
     try:
-        scheme = url.partition("://")[0].lower() if "://" in url else ""
+        scheme = scheme_of(url)
         stdin = _Stdin()
         targets = _targets(
             scheme, stream or [], field, stdin.value(value), stdin.value(subject), kv,
             object_store, objects or [], [stdin.value(k) or "" for k in key or []],
             topic or [], truncate,
         )  # fmt: skip
-        url = with_password(url, os.environ.get("MSGDEL_PASSWORD"))
+        url = with_env_password(url)
     except (BadArgument, ValueError, TypeError) as exc:
         _console.error(COMMAND, str(exc))
         raise typer.Exit(2) from None
@@ -164,11 +154,11 @@ def _targets(
     """The targets the options name for `scheme`; `BadArgument` for what does not fit."""
     from msgdel import erasure
 
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in erasure.RedisStreamField.schemes:
         if not streams or field is None or value is None:
             raise BadArgument("a redis:// erasure needs --stream, --field and --value")
         return [erasure.RedisStreamField(s, field, value) for s in streams]
-    if scheme in ("nats", "tls", "ws", "wss"):
+    if scheme in erasure.JetStreamSubject.schemes:
         targets: list[Any] = []
         if subject is not None:
             if not streams:
@@ -188,11 +178,11 @@ def _targets(
                 "--object-store and --object"
             )
         return targets
-    if scheme in ("mqtt", "mqtts"):
+    if scheme in erasure.RetainedTopics.schemes:
         if not topics:
             raise BadArgument("an mqtt:// erasure needs --topic")
         return [erasure.RetainedTopics(topics)]
-    if scheme == "kafka":
+    if scheme in erasure.KafkaKey.schemes:
         if not topics or len(keys) != 1:
             raise BadArgument("a kafka:// erasure needs --topic and one --key")
         return [erasure.KafkaKey(t, keys[0], truncate=truncate) for t in topics]

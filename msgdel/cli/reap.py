@@ -18,7 +18,6 @@ a bad argument (nothing sent). The URL's password is never printed.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,8 +26,11 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from msgdel._urls import scheme_of
+from msgdel.address import JetStreamSequence, RedisEntry
 from msgdel.cli import _console
-from msgdel.cli._url import with_password
+from msgdel.cli._console import BadArgument
+from msgdel.cli._url import url_argument, with_env_password
 from msgdel.errors import MsgdelError, redact
 from msgdel.reaper._base import Policy, SweepReport
 from msgdel.semantics import Outcome
@@ -37,8 +39,8 @@ if TYPE_CHECKING:
     from msgdel.reaper import RedisReaper
 
 COMMAND = "msgdel reap"
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+REDIS_SCHEMES = RedisEntry.schemes
+NATS_SCHEMES = JetStreamSequence.schemes
 PAGE_SIZE = 200
 """Redis pending entries read per round trip, unless `--page-size` says otherwise."""
 NATS_BATCH = 100
@@ -48,18 +50,9 @@ Sweep = Callable[[str], Coroutine[Any, Any, "SweepReport | None"]]
 """One sweep on a client opened for a URL; None when it could not begin (the error is printed)."""
 
 
-class BadArgument(Exception):
-    """A wrong argument: reported as one line, exit status 2, nothing sent."""
-
-
 def command(
     url: Annotated[
-        str,
-        typer.Argument(
-            help="The broker: redis://, rediss://, unix:// or nats://, tls://, ws://, wss://. "
-            "A password may come from MSGDEL_PASSWORD instead of the URL.",
-            show_default=False,
-        ),
+        str, url_argument("redis://, rediss://, unix:// or nats://, tls://, ws://, wss://")
     ],
     stream: Annotated[str, typer.Option("--stream", help="The stream to reap.")],
     group: Annotated[
@@ -138,7 +131,7 @@ def command(
 
     Exit status 1 when the sweep failed or stopped early, 2 for a bad argument.
     """
-    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    scheme = scheme_of(url)
     try:
         if scheme in REDIS_SCHEMES:
             _refuse_nats_options(consumer, ignore_other_consumers)
@@ -154,7 +147,7 @@ def command(
     except BadArgument as exc:
         _console.error(COMMAND, str(exc))
         raise typer.Exit(2) from None
-    report = asyncio.run(sweep(with_password(url, os.environ.get("MSGDEL_PASSWORD"))))
+    report = asyncio.run(sweep(with_env_password(url)))
     if report is None:
         raise typer.Exit(1)
     _summary(report, redis=scheme in REDIS_SCHEMES)
