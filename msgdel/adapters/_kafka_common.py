@@ -243,6 +243,21 @@ def _timed_out(deadline: Deadline, exc: BaseException) -> DeletionFailed:
     )
 
 
+def unreachable(shown: str, timeout: float, exc: BaseException) -> DeletionFailed:
+    """What a cluster that `connect(url)` could not reach (at `shown`, the URL without its
+    password) means: nothing was sent, retrying is safe."""
+    reason = (
+        f"no answer within {timeout:g}s"
+        if isinstance(exc, asyncio.TimeoutError)
+        else f"{type(exc).__name__}: {exc}"
+    )
+    return DeletionFailed(
+        f"could not connect to Kafka at {shown} ({reason}); nothing was sent, and retrying is safe",
+        retryable=True,
+        cause=exc,
+    )
+
+
 async def with_retries(call: Callable[[], Awaitable[T]], deadline: Deadline) -> T:
     """Run `call`, retrying `DeletionFailed(retryable=True)` with backoff until `deadline`.
 

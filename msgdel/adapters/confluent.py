@@ -47,6 +47,7 @@ from msgdel.adapters._kafka_common import (
     Strategy,
     Truncation,
     raw_records,
+    unreachable,
 )
 from msgdel.compat import is_test_double
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion, redact
@@ -458,17 +459,7 @@ class ConfluentAdapter(KafkaFamilyAdapter):
             described = admin.describe_cluster(request_timeout=self.timeout)
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(described)), self.timeout)
         except Exception as exc:
-            reason = (
-                f"no answer within {self.timeout:g}s"
-                if isinstance(exc, asyncio.TimeoutError)
-                else f"{type(exc).__name__}: {exc}"
-            )
-            raise DeletionFailed(
-                f"could not connect to Kafka at {shown} ({reason}); nothing was sent, and "
-                "retrying is safe",
-                retryable=True,
-                cause=exc,
-            ) from exc
+            raise unreachable(shown, self.timeout, exc) from exc
         self._by_admin[admin] = connection
         try:
             yield admin

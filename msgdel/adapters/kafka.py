@@ -45,6 +45,7 @@ from msgdel.adapters._kafka_common import (
     Strategy,
     Truncation,
     raw_records,
+    unreachable,
 )
 from msgdel.compat import is_test_double
 from msgdel.errors import DeletionFailed, MsgdelError, NotDeletable, UnsupportedDeletion, redact
@@ -778,17 +779,7 @@ class KafkaAdapter(KafkaFamilyAdapter):
             admin = await asyncio.wait_for(connection.get_admin(), self.timeout)
         except Exception as exc:
             await connection.close()
-            reason = (
-                f"no answer within {self.timeout:g}s"
-                if isinstance(exc, asyncio.TimeoutError)
-                else f"{type(exc).__name__}: {exc}"
-            )
-            raise DeletionFailed(
-                f"could not connect to Kafka at {shown} ({reason}); nothing was sent, and "
-                "retrying is safe",
-                retryable=True,
-                cause=exc,
-            ) from exc
+            raise unreachable(shown, self.timeout, exc) from exc
         self._by_admin[admin] = connection
         try:
             yield admin

@@ -273,7 +273,7 @@ class MQTTAdapter(BaseAdapter):
         `NOTHING_STORED` (nothing sent), or why not."""
         if check:
             try:
-                retained = await self._retains(client, topic)
+                retained = await self.retains(client, topic)
             except MsgdelError as exc:
                 return exc
             except Exception as exc:
@@ -288,7 +288,7 @@ class MQTTAdapter(BaseAdapter):
         error = await self._clear(client, topic)
         return Outcome.DELETED if error is None else error
 
-    async def _retains(self, client: zmqtt.MQTTClient, topic: str) -> bool:
+    async def retains(self, client: zmqtt.MQTTClient, topic: str) -> bool:
         """Whether the broker holds a retained message for `topic` now: it sends it to a new
         subscription right after SUBACK. Waits at most `retained_wait` seconds plus the
         subscription's round trip; unsubscribes before returning."""

@@ -54,8 +54,8 @@ async def _erase(
         return unerasable(target, "an MQTT connection erases RetainedTopics targets")  # type: ignore[arg-type]
     if options.dry_run:
         try:
-            # the adapter's own check, so a dry run finds what the erasure would clear
-            retains = [await adapter._retains(client, topic) for topic in target.topics]
+            # the check the erasure makes, so a dry run finds what it would clear
+            retains = [await adapter.retains(client, topic) for topic in target.topics]
         except MsgdelError as exc:
             return failed(target, exc)
         return found(target, options, sum(retains), 0)
