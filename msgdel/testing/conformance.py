@@ -183,6 +183,13 @@ class Harness(abc.ABC):
         client). Required with [`addresses`][msgdel.testing.conformance.Harness.addresses]."""
         raise NotImplementedError
 
+    async def nack(self, message: Any) -> None:
+        """Nack `message` for redelivery, as a handler would (default: `message.nack()`). A
+        harness whose consumer hands a nacked message back before any other (a JetStream
+        pull consumer fetching small batches) may delay the redelivery here, so that the
+        other messages are delivered too."""
+        await message.nack()
+
     def hollow(self) -> Any:
         """A message of [`message_type`][msgdel.testing.conformance.Harness.message_type] that no
         broker delivered (default: an instance made without calling its `__init__`)."""
@@ -591,7 +598,7 @@ class AdapterConformance:
 
         async def handle(index: int, message: Any) -> None:
             if index == 0:
-                await message.nack()  # every delivery of it: it stays at the broker
+                await kit.nack(message)  # every delivery of it: it stays at the broker
             elif index == 1:
                 await message.reject()  # the broker drops it, or dead-letters, or keeps it
 
