@@ -103,6 +103,9 @@ def group_by_adapter(
 ) -> list[tuple[Deletable, list[int]]]:
     """Indexes of `items` grouped by the adapter that deletes them, in first-seen order.
     Every adapter is checked against `require` before anything is sent."""
+    classes = set(map(type, items))
+    if len(classes) == 1:  # the usual call: one class of message, one adapter
+        return [(resolve(registry, items[0], require), list(range(len(items))))]
     groups: dict[int, tuple[Deletable, list[int]]] = {}
     by_type: dict[type, Deletable] = {}
     for index, message in enumerate(items):
@@ -293,7 +296,7 @@ def _places_of_duplicates(
     """None when every message is distinct by `identity` (the usual case, checked cheaply);
     else, per message, the index of its first occurrence among the distinct ones, negated
     minus one for a repeat (`-1 - index`)."""
-    if len(messages) < 2 or len({identity(m) for m in messages}) == len(messages):
+    if len(messages) < 2 or len(set(map(identity, messages))) == len(messages):
         return None
     first: dict[Hashable, int] = {}
     places = []

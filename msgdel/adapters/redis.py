@@ -27,7 +27,7 @@ import hashlib
 import warnings
 import weakref
 from collections.abc import AsyncIterator, Sequence
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any
 
 try:
@@ -39,6 +39,7 @@ except ImportError as exc:  # the extra is not installed
 
     raise missing("redis") from exc
 
+from msgdel._results import results
 from msgdel.address import RedisEntry
 from msgdel.compat import (
     bind_to_subscriber,
@@ -273,7 +274,7 @@ class RedisStreamAdapter(BaseAdapter):
             if address is None:
                 outcomes[index] = _result(message, Outcome.SKIPPED, 0)
                 continue
-            digests: list[str] = []
+            digests: Sequence[str] = _NO_DIGESTS
             if self.match_fields:
                 try:
                     digests = _field_digests(message, len(address[3]))
@@ -497,9 +498,11 @@ async def _existing_or_gone(
     (`XACKDEL`'s 2 needs no check: it found the entry pending.)"""
     doubtful = []
     for bucket in buckets:
-        positions = range(len(bucket.codes)) if not bucket.xackdel else retried.get(id(bucket), ())
-        ids = bucket.ids
-        doubtful += [(bucket, p, ids[p]) for p in positions if bucket.codes[p] == _STILL_REFERENCED]
+        codes, ids = bucket.codes, bucket.ids
+        if _STILL_REFERENCED not in codes:  # the usual answer: nothing to look up
+            continue
+        positions = range(len(codes)) if not bucket.xackdel else retried.get(id(bucket), ())
+        doubtful += [(bucket, p, ids[p]) for p in positions if codes[p] == _STILL_REFERENCED]
     if not doubtful:
         return
     try:
@@ -756,21 +759,37 @@ class _Plan:
     """What one call deletes: its addresses in buckets, one per client, stream, group and
     acknowledgement state, each remembering every address's place in the caller's list."""
 
-    __slots__ = ("buckets",)
+    __slots__ = ("buckets", "last")
 
     def __init__(self) -> None:
         self.buckets: dict[tuple[int, str, str | None, bool], _Bucket] = {}
+        self.last: _Bucket | None = None  # the bucket the latest address went to
 
-    def add(self, index: int, address: _Address, digests: list[str]) -> None:
+    def add(self, index: int, address: _Address, digests: Sequence[str]) -> None:
         """Put the entries at `address` (the caller's `index`) in their bucket."""
         client, stream, group, ids, acked = address
-        key = (id(client), stream, group, acked)
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            bucket = self.buckets[key] = _Bucket(client, stream, group, acked)
+        bucket = self.last
+        if (
+            bucket is None
+            or bucket.client is not client
+            or bucket.stream != stream
+            or bucket.group != group
+            or bucket.acked is not acked
+        ):  # not the previous message's bucket (a call's messages mostly share one)
+            key = (id(client), stream, group, acked)
+            bucket = self.buckets.get(key)
+            if bucket is None:
+                bucket = self.buckets[key] = _Bucket(client, stream, group, acked)
+            self.last = bucket
         bucket.indexes.append(index)
         bucket.message_ids.append(ids)
-        bucket.digests.extend(digests)
+        if len(ids) == 1:
+            bucket.ids.append(ids[0])
+        else:
+            bucket.ids.extend(ids)
+            bucket.single = False
+        if digests:
+            bucket.digests.extend(digests)
 
     def by_client(self) -> list[list[_Bucket]]:
         """The buckets, grouped by client."""
@@ -791,8 +810,8 @@ class _Bucket:
     """The messages of one stream and group on one client, and what Redis answered for them."""
 
     __slots__ = (
-        "acked", "client", "codes", "digests", "error", "failed", "group", "indexes",
-        "message_ids", "removed", "stream", "xackdel",
+        "acked", "client", "codes", "digests", "error", "failed", "group", "ids", "indexes",
+        "message_ids", "removed", "single", "stream", "xackdel",
     )  # fmt: skip
 
     def __init__(self, client: Any, stream: str, group: str | None, acked: bool) -> None:
@@ -803,16 +822,13 @@ class _Bucket:
         self.xackdel = False  # deleted with XACKDEL (else XDELEX)
         self.indexes: list[int] = []  # each message's position in the caller's list
         self.message_ids: list[tuple[bytes, ...]] = []  # each message's entry ids
+        self.ids: list[bytes] = []  # every message's ids, in message order
+        self.single = True  # every message has one entry id
         self.codes: list[int] = []  # XACKDEL/XDELEX: a code per id, in message order
         self.removed: list[int] = []  # MULTI XDEL: a count per message
         self.digests: list[str] = []  # match_fields: each id's SHA-1 of its consumed fields
         self.error: MsgdelError | None = None  # why some or all of its messages failed
         self.failed: frozenset[int] | None = None  # the failed id positions; None: every one
-
-    @property
-    def ids(self) -> list[bytes]:
-        """Every message's ids, in message order."""
-        return list(chain.from_iterable(self.message_ids))
 
     def fail(self, error: MsgdelError, positions: Sequence[int] | None = None) -> None:
         """Record `error` for the messages holding the ids at `positions` (default: all)."""
@@ -829,6 +845,18 @@ class _Bucket:
         addresses: there is no message to mark)."""
         stream, exact, error, failed = self.stream, Semantics.EXACT, self.error, self.failed
         settle = messages if self.group is not None else None
+        if error is None and self.single and self.codes:  # the bulk path, column by column
+            made = results(
+                BROKER, stream, list(zip(map(bytes.decode, self.ids))), exact,
+                list(map(_OUTCOME_BY_CODE.get, self.codes, repeat(Outcome.ALREADY_GONE))),
+                list(map(_REMOVED_BY_CODE.get, self.codes, repeat(0))),
+            )  # fmt: skip
+            for index, result in zip(self.indexes, made):
+                outcomes[index] = result
+            if settle is not None:
+                for index in self.indexes:
+                    mark_settled(settle[index])
+            return
         end = 0
         for number, (index, ids) in enumerate(zip(self.indexes, self.message_ids)):
             start, end = end, end + len(ids)  # the message's id positions in the bucket
@@ -919,6 +947,10 @@ _BY_CODE = {
     _STILL_REFERENCED: (Outcome.DEFERRED, 0),
 }
 """What one XACKDEL/XDELEX reply code means for a single-entry message."""
+_NO_DIGESTS: tuple[str, ...] = ()
+
+_OUTCOME_BY_CODE = {code: outcome for code, (outcome, _) in _BY_CODE.items()}
+_REMOVED_BY_CODE = {code: removed for code, (_, removed) in _BY_CODE.items()}
 
 
 def _combined(codes: list[int]) -> tuple[Outcome, int]:
@@ -1194,7 +1226,9 @@ def _address(message: Any) -> _Address | None:
             "addressed; nothing was deleted"
         )
     group = getattr(message, "group", None)
-    acked = group is not None and is_acknowledged(message)
+    # `committed` is None for nearly every message: then no call is needed to know it
+    acked = group is not None and getattr(message, "committed", None) is not None
+    acked = acked and is_acknowledged(message)
     return (client, raw["channel"], group, ids, acked)
 
 
