@@ -318,8 +318,10 @@ SEQUENCE = {
     },
     "confluent": {
         DEFAULT: "as the call begins: ListGroups (each broker) + one OffsetFetch per group "
-        "(librdkafka takes one group per request); then ListOffsets (+ OffsetFetch for "
-        "what the previous call did not have); then DeleteRecords (one per leader)",
+        "(librdkafka takes one group per request; each group always through the same of the "
+        "adapter's admin clients, at most 10 per client, whose coordinator caches of 11 then "
+        "need no FindCoordinator after a group's first read); then ListOffsets (+ OffsetFetch "
+        "for what the previous call did not have); then DeleteRecords (one per leader)",
         OPT_OUT: "ListOffsets; then DeleteRecords (one per leader)",
     },
 }

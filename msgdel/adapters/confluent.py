@@ -57,6 +57,8 @@ __all__ = ["ConfluentAdapter", "Truncation", "url_config"]
 DELETE_RECORDS_VERSION = (2, 5)
 """First confluent-kafka release with `AdminClient.delete_records`."""
 
+_CONFIGS_KEPT = 256
+"""Consumer configurations whose backend `ConfluentAdapter.backend` remembers."""
 _CONNECTION_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "socket.", "client.dns")
 _NO_OFFSET = -1001  # confluent-kafka's OFFSET_INVALID: the group committed nothing here
 _AUTH_CODES = {
@@ -77,6 +79,14 @@ ATTEMPT_TIMEOUT = 3.0
 
 Without it librdkafka waits `socket.timeout.ms` (60 s) for a partition leader whose broker
 stopped, long past the call's deadline, instead of looking up the new leader."""
+GROUPS_PER_READER = 10
+"""Consumer groups whose offsets one admin client reads. librdkafka caches the coordinators of
+11 groups per client (a fixed size, not configurable) and evicts the least recently used
+beyond: a client reading more groups in turn misses its cache for most of them, and sends a
+FindCoordinator before each such OffsetFetch, on every read."""
+READERS = 8
+"""At most this many admin clients read groups' offsets per cluster (80 groups with cached
+coordinators); the groups beyond share the last one."""
 T = TypeVar("T")
 
 
@@ -159,24 +169,50 @@ def translate(exc: BaseException, doing: str) -> MsgdelError:
     )
 
 
-async def _all(futures: dict[Any, concurrent.futures.Future[Any]]) -> dict[Any, Any]:
-    """Await a dict of confluent-kafka admin futures without blocking the loop.
+def _settled(futures: Sequence[concurrent.futures.Future[Any]]) -> asyncio.Future[None]:
+    """An event-loop future that resolves once every one of `futures` (confluent-kafka admin
+    futures) is done, woken once: librdkafka resolves them in its own thread, and waking the
+    loop for each (`asyncio.wrap_future`) costs a thread hop apiece.
 
-    Shielded: a caller that stops waiting (deadline) leaves the futures to librdkafka, which
-    resolves them itself, rather than cancelling futures its threads still complete.
+    A caller that stops waiting (deadline) leaves the futures to librdkafka, which resolves
+    them itself; they are never cancelled.
     """
-    keys = list(futures)
-    values = await asyncio.shield(asyncio.gather(*(asyncio.wrap_future(futures[k]) for k in keys)))
-    return dict(zip(keys, values))
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    left = len(futures)
+    lock = threading.Lock()
+
+    def resolve() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def one_done(_: concurrent.futures.Future[Any]) -> None:
+        nonlocal left
+        with lock:
+            left -= 1
+            last = left == 0
+        if last and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(resolve)
+
+    if not futures:
+        done.set_result(None)
+    for future in futures:
+        future.add_done_callback(one_done)  # runs at once for a future already done
+    return done
+
+
+async def _all(futures: dict[Any, concurrent.futures.Future[Any]]) -> dict[Any, Any]:
+    """Await a dict of confluent-kafka admin futures without blocking the loop: every value,
+    or the first error in key order once all are done (see `_settled`)."""
+    await asyncio.shield(_settled(list(futures.values())))
+    return {key: future.result() for key, future in futures.items()}
 
 
 async def _each(futures: dict[Any, concurrent.futures.Future[Any]]) -> dict[Any, Any]:
     """As `_all`, but every key gets its own value or the exception it failed with."""
-    keys = list(futures)
-    values = await asyncio.shield(
-        asyncio.gather(*(asyncio.wrap_future(futures[k]) for k in keys), return_exceptions=True)
-    )
-    return dict(zip(keys, values))
+    await asyncio.shield(_settled(list(futures.values())))
+    return {key: future.exception() or future.result() for key, future in futures.items()}
 
 
 class _Connection:
@@ -190,6 +226,10 @@ class _Connection:
         self.admin: Any = admin if borrowed or admin is not None else AdminClient(config)
         self.producer: Any = None
         self.group_reads = GroupReads()
+        self.readers: list[Any] = []
+        """The admin clients that read consumer groups' offsets (see `reader_of`)."""
+        self.reader_of_group: dict[str, int] = {}
+        """Each group's reader (an index in `readers`) since its first read."""
         self._lock = threading.Lock()
 
     def get_producer(self) -> Any:
@@ -215,6 +255,40 @@ class _Connection:
         """A new admin client: it fetches fresh metadata (leaders) on its first request."""
         if self.config:
             self.admin = AdminClient({**self.config, "client.id": "msgdel"})
+
+    def reader_of(self, group: str) -> Any:
+        """The admin client that reads `group`'s offsets: always the same one, each reading
+        at most `GROUPS_PER_READER` groups, so that librdkafka finds every group's
+        coordinator in its cache (see `GROUPS_PER_READER`); up to `READERS` clients, the
+        last of which reads the groups beyond. A borrowed client (unknown settings) reads
+        every group itself."""
+        if not self.config:
+            return self.admin
+        slot = self.reader_of_group.get(group)
+        if slot is None:
+            load = [0] * len(self.readers)
+            for index in self.reader_of_group.values():
+                load[index] += 1
+            slot = next((i for i, n in enumerate(load) if n < GROUPS_PER_READER), None)
+            if slot is None:
+                if len(self.readers) < READERS:
+                    self.readers.append(AdminClient({**self.config, "client.id": "msgdel"}))
+                slot = len(self.readers) - 1
+            self.reader_of_group[group] = slot
+        return self.readers[slot]
+
+    def forget_groups_except(self, listed: Sequence[str]) -> None:
+        """Free the reader places of groups the cluster no longer lists."""
+        keep = set(listed)
+        for group in [g for g in self.reader_of_group if g not in keep]:
+            del self.reader_of_group[group]
+
+    def renew_readers_after(self, exc: BaseException) -> None:
+        """New group readers when `exc` says their cached metadata is stale (as
+        `renew_admin_after`); each group's coordinator is looked up again."""
+        error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+        if isinstance(error, KafkaError) and error.code() in _STALE_METADATA:
+            self.readers, self.reader_of_group = [], {}
 
 
 class _ConfluentBackend:
@@ -313,36 +387,35 @@ class _ConfluentBackend:
         except Exception as exc:
             self.connection.renew_admin_after(exc)
             raise translate(exc, "list the consumer groups") from exc
-        return [str(g.group_id) for g in listed.valid or ()]
+        groups = [str(g.group_id) for g in listed.valid or ()]
+        self.connection.forget_groups_except(groups)
+        return groups
 
     async def committed(self, groups: Sequence[str], tps: Sequence[TP]) -> dict[str, dict[TP, int]]:
-        """One OffsetFetch per group (librdkafka takes one group per request, and caches
-        each group's coordinator), all in flight at once."""
+        """One OffsetFetch per group (librdkafka takes one group per request), all in flight
+        at once, each group always through the same of the connection's readers, whose
+        coordinator caches then hold every group (see `GROUPS_PER_READER`)."""
         from confluent_kafka import ConsumerGroupTopicPartitions
 
         wanted = [TopicPartition(t, p) for t, p in tps]
         offsets: dict[str, dict[TP, int]] = {}
         try:
-            answers = await asyncio.gather(
-                *(
-                    _all(
-                        self.admin.list_consumer_group_offsets(
-                            [ConsumerGroupTopicPartitions(group, wanted)],
-                            request_timeout=ATTEMPT_TIMEOUT,
-                        )
-                    )
-                    for group in groups
-                )
-            )
-            for group, answer in zip(groups, answers):
+            futures = {
+                group: self.connection.reader_of(group).list_consumer_group_offsets(
+                    [ConsumerGroupTopicPartitions(group, wanted)], request_timeout=ATTEMPT_TIMEOUT
+                )[group]
+                for group in groups
+            }
+            answers = await _all(futures)
+            for group in groups:
                 committed = offsets[group] = {}
-                for tp in answer[group].topic_partitions:
+                for tp in answers[group].topic_partitions:
                     if tp.error is not None:
                         raise KafkaException(tp.error)
                     if tp.offset >= 0 and tp.offset != _NO_OFFSET:
                         committed[tp.topic, tp.partition] = tp.offset
         except Exception as exc:
-            self.connection.renew_admin_after(exc)
+            self.connection.renew_readers_after(exc)
             raise translate(exc, "read the consumer groups' committed offsets") from exc
         return offsets
 
@@ -411,6 +484,10 @@ class ConfluentAdapter(KafkaFamilyAdapter):
         super().__init__(strategy, protect_groups=protect_groups, timeout=timeout)
         self._connections: dict[tuple[Any, ...], _Connection] = {}
         self._backends: dict[tuple[Any, ...], _ConfluentBackend] = {}
+        self._by_config: dict[int, tuple[dict[str, Any], _ConfluentBackend]] = {}
+        """The backend of each consumer configuration seen (by identity: FastStream's consumer
+        keeps its one `config` dict, and allows no weak reference), which spares each message
+        reading the settings again; the dict is held so that its id stays its own."""
         self._by_admin: weakref.WeakKeyDictionary[Any, _Connection] = weakref.WeakKeyDictionary()
         """The connection of each admin client `delete_at` was given."""
 
@@ -423,6 +500,9 @@ class ConfluentAdapter(KafkaFamilyAdapter):
     def backend(self, message: Any) -> Backend | None:
         consumer = getattr(message, "consumer", None)
         config = getattr(consumer, "config", None)
+        cached = self._by_config.get(id(config))
+        if cached is not None and cached[0] is config:
+            return cached[1]  # the hot path: a consumer whose messages came before
         if consumer is None or is_test_double(consumer):
             return None  # FastStream's in-memory TestKafkaBroker
         if not isinstance(config, dict) or "bootstrap.servers" not in config:
@@ -443,6 +523,9 @@ class ConfluentAdapter(KafkaFamilyAdapter):
         backend = self._backends.get(backend_key)
         if backend is None or backend.connection is not connection:
             backend = self._backends[backend_key] = _ConfluentBackend(connection, group)
+        if len(self._by_config) >= _CONFIGS_KEPT:  # consumers come and go: keep the latest
+            self._by_config.clear()
+        self._by_config[id(config)] = (config, backend)
         return backend
 
     def connect(self, url: str, /) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -484,7 +567,7 @@ class ConfluentAdapter(KafkaFamilyAdapter):
     async def aclose(self) -> None:
         """Flush the producers this adapter opened and forget its clients."""
         connections, self._connections = list(self._connections.values()), {}
-        self._backends = {}
+        self._backends, self._by_config = {}, {}
         self._by_admin = weakref.WeakKeyDictionary()
         for connection in connections:
             if connection.producer is not None:
