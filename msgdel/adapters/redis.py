@@ -114,11 +114,12 @@ class _Server:
     """What msgdel learnt of one server (a client's, or a cluster node): whether it has
     XACKDEL (None: not asked yet), and which scripts it has loaded."""
 
-    __slots__ = ("scripts", "xackdel")
+    __slots__ = ("probing", "scripts", "xackdel")
 
     def __init__(self) -> None:
         self.xackdel: bool | None = None
         self.scripts: set[str] = set()
+        self.probing: asyncio.Task[bool] | None = None  # the probe in flight, if one is
 
 
 _servers: weakref.WeakKeyDictionary[Any, dict[str | None, _Server]] = weakref.WeakKeyDictionary()
@@ -163,11 +164,25 @@ class _Route:
         return await _send_to_node(self.client, self.node, commands, raise_on_error)
 
     async def has_xackdel(self) -> bool:
-        """Whether this server has XACKDEL and XDELEX, asked once (`COMMAND INFO`)."""
-        if self.server.xackdel is None:
+        """Whether this server has XACKDEL and XDELEX, asked once (`COMMAND INFO`): calls
+        that arrive while the question is in flight wait for its answer (a Batcher's
+        concurrent flushes on a cold client would otherwise each ask, each on a connection
+        of its own)."""
+        server = self.server
+        if server.xackdel is not None:
+            return server.xackdel
+        probing = server.probing
+        if probing is None or probing.get_loop() is not asyncio.get_running_loop():
+            probing = server.probing = asyncio.ensure_future(self._probe())
+        return await asyncio.shield(probing)
+
+    async def _probe(self) -> bool:
+        try:
             (reply,) = await self.send([_PROBE])
-            self.server.xackdel = _names_a_command(reply)
-        return self.server.xackdel
+            self.server.xackdel = answer = _names_a_command(reply)
+            return answer
+        finally:
+            self.server.probing = None
 
 
 def _names_a_command(reply: Any) -> bool:

@@ -5,6 +5,7 @@ FastStream acknowledged, several streams and clients in one batch."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -240,6 +241,24 @@ async def test_messages_faststream_acknowledged_are_deleted_in_one_command(
         assert sent == {"xack": 1, "xdelex": 1, "xackdel": 1, "evalsha": 0}
     else:  # the script, once per bucket (acked, not acked), XACKs each of the three
         assert sent == {"xack": 3, "xdelex": 0, "xackdel": 0, "evalsha": 2}
+
+
+async def test_concurrent_deletions_on_a_new_client_ask_for_xackdel_once(
+    redis_server: Any,
+) -> None:
+    """A Batcher's flushes can run at once on a client msgdel has not used yet: they share
+    one `COMMAND INFO XACKDEL`, instead of each asking on a connection of its own."""
+    harness = StreamHarness(redis_server)
+    async with harness.consumed(4) as got:
+        client = redis_server.client()
+        before = calls(client, "command|info")
+        results = await asyncio.gather(
+            *(msgdel.delete(m, registry=harness.registry) for m in got.messages)
+        )
+        sent = calls(client, "command|info")["command|info"] - before["command|info"]
+    assert [r.outcome for r in results] == [Outcome.DELETED] * 4
+    assert await harness.stored(got.target) == []
+    assert sent == 1
 
 
 async def test_a_deleted_group_message_counts_as_acknowledged_for_faststream(
