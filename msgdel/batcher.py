@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from msgdel import _check, _dispatch
@@ -30,7 +31,11 @@ __all__ = ["Batcher"]
 
 log = logging.getLogger("msgdel.batcher")
 
-_Item = tuple[Any, Deletable, "asyncio.Future[DeleteResult]"]
+OnFailure = Callable[[Any, MsgdelError], None]
+"""What the middleware's queued deletions do with a failure: log it (there is no caller)."""
+
+_Item = tuple[Any, Deletable, "asyncio.Future[DeleteResult] | OnFailure"]
+"""A queued message, its adapter, and its future (`submit`) or failure handler (`_queue`)."""
 
 
 class Batcher:
@@ -119,6 +124,20 @@ class Batcher:
         [`UnsupportedDeletion`][msgdel.UnsupportedDeletion] when the message has no adapter or its
         adapter does not meet `require`, and `RuntimeError` after [`close`][msgdel.Batcher.close].
         """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[DeleteResult] = loop.create_future()
+        await self._put(message, future)
+        return future
+
+    async def _queue(self, message: Any, on_failure: OnFailure) -> Deletable:
+        """[`submit`][msgdel.Batcher.submit] without a future, for the middleware: a failure
+        that is final goes to `on_failure(message, error)`. Returns the message's adapter.
+        (Per message, a future and its done callback cost more than the deletion.)"""
+        return await self._put(message, on_failure)
+
+    async def _put(
+        self, message: Any, settled: asyncio.Future[DeleteResult] | OnFailure
+    ) -> Deletable:
         if self._closed:
             raise RuntimeError("this msgdel.Batcher is closed; create a new one to delete more")
         adapter = _dispatch.resolve(_dispatch.registry_of(self.registry), message, self.require)
@@ -129,15 +148,17 @@ class Batcher:
             room = self._room_event()
             room.clear()
             await room.wait()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[DeleteResult] = loop.create_future()
         self._outstanding += 1
-        self._buffer.append((message, adapter, future))
+        self._buffer.append((message, adapter, settled))
         if len(self._buffer) >= self.max_size:
             self._send()
+            # Let the batch go on the wire now: a consumer whose handlers never wait (one read
+            # of a backlog, handled in one go) would otherwise queue every batch before the
+            # first is sent, holding every message until the read is handled.
+            await asyncio.sleep(0)
         elif self._timer is None:
-            self._timer = loop.call_later(self.max_delay, self._send)
-        return future
+            self._timer = asyncio.get_running_loop().call_later(self.max_delay, self._send)
+        return adapter
 
     async def delete(self, message: Any) -> DeleteResult:
         """Submit `message` and wait for its result (or raise its error).
@@ -199,68 +220,61 @@ class Batcher:
         task.add_done_callback(self._inflight.discard)
 
     async def _run(self, batch: list[_Item]) -> None:
-        """Deliver one batch; every future in it is settled when this returns or is cancelled."""
+        """Deliver one batch; every message in it is settled when this returns or is
+        cancelled (its future, or its failure handler for a final failure)."""
+        open_ = [not _withdrawn(item[2]) for item in batch]  # not settled (nor withdrawn) yet
         try:
-            groups: dict[int, tuple[Deletable, list[Any], list[asyncio.Future[DeleteResult]]]] = {}
-            for message, adapter, future in batch:
-                if future.done():  # withdrawn by its submitter before it was sent
-                    continue
-                group = groups.get(id(adapter))
-                if group is None:
-                    group = groups[id(adapter)] = (adapter, [], [])
-                group[1].append(message)
-                group[2].append(future)
+            groups: dict[int, tuple[Deletable, list[int]]] = {}
+            for position, (_, adapter, _) in enumerate(batch):
+                if open_[position]:
+                    groups.setdefault(id(adapter), (adapter, []))[1].append(position)
             if len(groups) == 1:
-                (group,) = groups.values()
-                await self._deliver(*group)
+                ((adapter, positions),) = groups.values()
+                await self._deliver(adapter, batch, positions, open_)
             elif groups:
-                await asyncio.gather(*(self._deliver(*g) for g in groups.values()))
+                await asyncio.gather(
+                    *(self._deliver(a, batch, ps, open_) for a, ps in groups.values())
+                )
         finally:
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(
-                        DeletionFailed(
-                            "the batch was cancelled before the broker answered; the message "
-                            "may or may not have been deleted: delete it again to find out",
-                            retryable=True,
-                        )
-                    )
+            for position, still_open in enumerate(open_):
+                if still_open:
+                    message, _, settled = batch[position]
+                    _settle(message, settled, _cancelled_batch())
             self._release(len(batch))
 
     async def _deliver(
-        self,
-        adapter: Deletable,
-        messages: list[Any],
-        futures: list[asyncio.Future[DeleteResult]],
+        self, adapter: Deletable, batch: list[_Item], positions: list[int], open_: list[bool]
     ) -> None:
-        """Settle every future with its message's outcome; retry the retryable failures."""
+        """Settle the messages at `positions` of `batch` with their outcomes (marking them
+        closed in `open_`); retry the retryable failures."""
         registry = _dispatch.registry_of(self.registry)
         attempt = 0
         while True:
+            messages = [batch[p][0] for p in positions]
             outcomes = await _dispatch.call(registry, adapter, messages, "batch")
             retry: list[int] = []
-            for index, outcome in enumerate(outcomes):
+            for position, outcome in zip(positions, outcomes):
                 if (
                     isinstance(outcome, DeletionFailed)
                     and outcome.retryable
                     and attempt < self.retries
                 ):
-                    retry.append(index)
+                    retry.append(position)
                 else:
-                    _settle(futures[index], outcome)
+                    open_[position] = False
+                    _settle(batch[position][0], batch[position][2], outcome)
             if not retry:
                 return
             delay = min(self.backoff * 2**attempt, self.max_backoff)
             attempt += 1
-            error = outcomes[retry[0]]
+            error = outcomes[positions.index(retry[0])]
             log.warning("retrying %d deletions through %r in %.2fs (attempt %d of %d): %s",
                         len(retry), adapter, delay, attempt, self.retries, error,
                         extra={"broker": adapter.features.broker, "operation": "batch",
                                "outcome": type(error).__name__, "messages": len(retry),
                                "attempt": attempt})  # fmt: skip
             await asyncio.sleep(delay)
-            messages = [messages[i] for i in retry]
-            futures = [futures[i] for i in retry]
+            positions = retry
 
     def _release(self, count: int) -> None:
         self._outstanding -= count
@@ -268,10 +282,31 @@ class Batcher:
             self._room.set()
 
 
-def _settle(future: asyncio.Future[DeleteResult], outcome: DeleteResult | MsgdelError) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def _cancelled_batch() -> DeletionFailed:
+    return DeletionFailed(
+        "the batch was cancelled before the broker answered; the message may or may not "
+        "have been deleted: delete it again to find out",
+        retryable=True,
+    )
+
+
+def _withdrawn(settled: asyncio.Future[DeleteResult] | OnFailure) -> bool:
+    """Whether a submitter cancelled its future (no failure handler is ever withdrawn)."""
+    return isinstance(settled, asyncio.Future) and settled.done()
+
+
+def _settle(
+    message: Any,
+    settled: asyncio.Future[DeleteResult] | OnFailure,
+    outcome: DeleteResult | MsgdelError,
+) -> None:
+    """Give `outcome` to the message's future, or a failure to its failure handler."""
+    if isinstance(settled, asyncio.Future):
+        if settled.done():
+            return
+        if isinstance(outcome, BaseException):
+            settled.set_exception(outcome)
+        else:
+            settled.set_result(outcome)
+    elif isinstance(outcome, MsgdelError):
+        settled(message, outcome)

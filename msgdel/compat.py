@@ -135,12 +135,16 @@ def is_refused(message: Any) -> bool:
 
 
 def watch_refusal(message: Any, refused: Callable[[], None]) -> None:
-    """Call `refused()` when the handler nacks or rejects `message`.
+    """Call `refused()` when the handler nacks or rejects `message`, unless its class
+    records both in `committed` (then `is_refused` tells).
 
     Not every broker's message records a nack or a reject in `committed` (FastStream's
-    MQTT `nack()` does nothing, its `reject()` acknowledges), so the handler's explicit
-    decision is observed where it is made: on the message's own `nack` and `reject`.
+    MQTT `nack()` does nothing, its `reject()` acknowledges, Kafka's `reject()` too), so the
+    handler's explicit decision is observed where it is made: on the message's own `nack`
+    and `reject`.
     """
+    if _records_refusal(type(message)):
+        return
     for name in ("nack", "reject"):
         settle = getattr(message, name, None)
         if settle is None:
@@ -159,10 +163,29 @@ def watch_refusal(message: Any, refused: Callable[[], None]) -> None:
 def unwatch_refusal(message: Any) -> None:
     """Undo `watch_refusal` once the handler returned (the wrappers hold the message's
     own bound methods: left in place they would keep every message in a reference cycle)."""
+    if _records_refusal(type(message)):
+        return
     attributes = getattr(message, "__dict__", None)
     if attributes is not None:
         for name in ("nack", "reject"):
             attributes.pop(name, None)
+
+
+_RECORDING_MODULES = ("faststream.redis.", "faststream.rabbit.", "faststream.nats.")
+"""Where FastStream's message classes record a nack as `NACKED` and a reject as `REJECTED`
+in `committed` (their `nack` and `reject` end in `StreamMessage`'s, which does), as the
+handler's own call of them would: nothing needs watching there. A subclass defined
+elsewhere may override them, so it is watched."""
+
+
+def _records_refusal(cls: type) -> bool:
+    known = _recording_classes.get(cls)
+    if known is None:
+        known = _recording_classes[cls] = cls.__module__.startswith(_RECORDING_MODULES)
+    return known
+
+
+_recording_classes: dict[type, bool] = {}
 
 
 def is_handler_delivery(message: Any, context: Any) -> bool:

@@ -17,7 +17,6 @@ Works with FastStream 0.6 and 0.7 and every broker that has a msgdel adapter.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
@@ -135,6 +134,7 @@ class DeleteMiddleware:
         self.registry = registry
         self.on_error: OnError = on_error
         self.leave_ack_to_batch = leave_ack_to_batch
+        self._subscribers: dict[int, _Subscriber] = {}
         if metrics is not False:  # the msgdel[prometheus] extra
             from msgdel.prometheus import instrument_middleware
 
@@ -154,7 +154,7 @@ class DeleteMiddleware:
         message = handling.message
         if handling.requested or handling.refused or is_refused(message):
             return False  # deleted by the handler itself; or nacked/rejected: to be redelivered
-        if manual_ack(subscriber) and not is_acknowledged(message):
+        if self._facts(subscriber).manual and not is_acknowledged(message):
             return False  # AckPolicy.MANUAL: only what the handler acknowledged is done
         if error is None or isinstance(error, AckMessage):
             return True
@@ -170,10 +170,15 @@ class DeleteMiddleware:
         try:
             batcher = self.batcher
             if batcher is not None and not batcher.closed:
-                future = await batcher.submit(message)
-                future.add_done_callback(functools.partial(_log_failure, message))
-                if self.leave_ack_to_batch and not claims_pending(subscriber):
-                    _leave_acknowledgement_to_batch(message, batcher)
+                adapter = await batcher._queue(message, _log_failure)
+                if (
+                    self.leave_ack_to_batch
+                    and adapter.features.acknowledges
+                    and not self._facts(subscriber).claims
+                ):
+                    # The queued deletion acknowledges the message too (a Redis stream entry
+                    # in a group: XACKDEL): FastStream need not send an XACK of its own.
+                    leave_acknowledgement_to_batch(message)
             else:  # no batcher, or it was closed at shutdown while handlers still run
                 registry = batcher.registry if batcher is not None else self.registry
                 await delete(message, registry=registry, require=self.require)
@@ -188,8 +193,27 @@ class DeleteMiddleware:
                 raise
             log.error("msgdel could not delete the handled message: %s", exc, exc_info=exc)
 
+    def _facts(self, subscriber: Any) -> _Subscriber:
+        """What this middleware needs to know of `subscriber`, read once per subscriber (its
+        acknowledgement policy and claiming are fixed when it is created)."""
+        facts = self._subscribers.get(id(subscriber))
+        if facts is None or facts.subscriber is not subscriber:
+            facts = self._subscribers[id(subscriber)] = _Subscriber(subscriber)
+        return facts
+
     def __repr__(self) -> str:
         return f"DeleteMiddleware(when={self.when!r}, batcher={self.batcher!r})"
+
+
+class _Subscriber:
+    """A subscriber the middleware has seen, and the facts it reads of it per message."""
+
+    __slots__ = ("claims", "manual", "subscriber")
+
+    def __init__(self, subscriber: Any) -> None:
+        self.subscriber = subscriber  # held, so that its id() is not reused
+        self.manual = manual_ack(subscriber)
+        self.claims = claims_pending(subscriber)
 
 
 class _DeleteScope(BaseMiddleware):  # type: ignore[misc]
@@ -236,31 +260,18 @@ class _DeleteScope(BaseMiddleware):  # type: ignore[misc]
         return False
 
 
-def _leave_acknowledgement_to_batch(message: Any, batcher: Batcher) -> None:
-    """When the queued deletion acknowledges the message too (a Redis stream entry in a
-    group: XACKDEL), mark it acknowledged so FastStream sends no XACK of its own.
-
-    One round trip per message fewer; and should the deletion fail, the entry stays pending
-    in its group (redelivered by XAUTOCLAIM) instead of acknowledged but left in the stream.
-    """
-    adapter = _dispatch.registry_of(batcher.registry).resolve(type(message))
-    if adapter.features.acknowledges:
-        leave_acknowledgement_to_batch(message)
-
-
-def _log_failure(message: StreamMessage[Any], future: asyncio.Future[DeleteResult]) -> None:
+def _log_failure(message: StreamMessage[Any], exc: MsgdelError) -> None:
     """Log a batched deletion that failed for good, naming the message so it can be found."""
-    if not future.cancelled() and (exc := future.exception()) is not None:
-        if isinstance(exc, (NotDeletable, UnsupportedDeletion)):
-            log.debug("msgdel left a handled message alone: %s", exc)
-        else:
-            log.error(
-                "msgdel could not delete a handled message (message_id=%s): %s",
-                getattr(message, "message_id", None),
-                exc,
-                exc_info=exc,
-                extra={"message_id": getattr(message, "message_id", None)},
-            )
+    if isinstance(exc, (NotDeletable, UnsupportedDeletion)):
+        log.debug("msgdel left a handled message alone: %s", exc)
+    else:
+        log.error(
+            "msgdel could not delete a handled message (message_id=%s): %s",
+            getattr(message, "message_id", None),
+            exc,
+            exc_info=exc,
+            extra={"message_id": getattr(message, "message_id", None)},
+        )
 
 
 class DeleteFunction(Protocol):

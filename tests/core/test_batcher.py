@@ -127,6 +127,22 @@ async def test_a_full_batch_is_sent_at_once_in_one_delete_many() -> None:
     assert store.stored == set()
 
 
+async def test_a_full_batch_is_on_its_way_before_submit_returns() -> None:
+    """A handler that never waits (a backlog read at once, handled in one go) gets each
+    full batch sent as it fills, not all of them once it is done."""
+    store = Gated()
+    registry, notes = setup(store, 6)
+    batcher = Batcher(registry, max_size=3, max_delay=60)
+    for note in notes[:3]:
+        await batcher.submit(note)
+    assert store.in_flight.is_set()  # the deletion of the first three is under way
+    store.gate.set()
+    for note in notes[3:]:
+        await batcher.submit(note)
+    await batcher.close()
+    assert store.calls == [[0, 1, 2], [3, 4, 5]]
+
+
 async def test_a_partial_batch_is_sent_after_max_delay() -> None:
     store = Store()
     registry, notes = setup(store, 2)

@@ -187,18 +187,17 @@ async def test_back_pressure_bounds_what_is_held_while_consuming(
     client, stream = filled(redis8_server, "pressure", [f"m{i}" for i in range(500)])
     high_water = 0
 
-    async with Batcher(max_size=16, max_delay=0.001, max_pending=32) as batcher:
-        original = batcher.submit
-
-        async def watched(message: Any) -> asyncio.Future[DeleteResult]:
-            nonlocal high_water
-            future = await original(message)
+    async def watch(batcher: Batcher) -> None:
+        nonlocal high_water
+        while True:  # every turn of the event loop
             high_water = max(high_water, batcher.pending)
-            return future
+            await asyncio.sleep(0)
 
-        batcher.submit = watched  # type: ignore[method-assign]
+    async with Batcher(max_size=16, max_delay=0.001, max_pending=32) as batcher:
+        watcher = asyncio.create_task(watch(batcher))
         async with consuming(redis8_server.url, stream, DeleteMiddleware(batcher=batcher), 500):
             pass
+        watcher.cancel()
     assert 0 < high_water <= 32
     assert entry_ids(client, stream) == []
     assert pending_ids(client, stream) == []
