@@ -12,9 +12,10 @@ Starts its own nats-server with JetStream. Two parts, each with its arms interle
    - ``nats-py 100 in flight``: the same ``js.delete_msg`` (erase), ``--concurrency`` at once;
    - ``raw no_erase, 100 in flight``: the request msgdel sends (``{"seq": n, "no_erase":
      true}``), ``--concurrency`` at once, through ``nc.request``;
-   - ``msgdel no_erase``: ``JetStreamAdapter().delete_many`` (``no_erase``, the default), at
-     most ``--concurrency`` in flight, after reading the stream's state once (``STREAM.INFO``
-     + ``CONSUMER.LIST``);
+   - ``msgdel no_erase``: ``JetStreamAdapter().delete_many`` (``no_erase``, the default), after
+     reading the stream's state once (``STREAM.INFO`` + ``CONSUMER.LIST``): the same requests,
+     pipelined (published with a reply subject on one inbox subscription of the call, not
+     ``nc.request``), at most ``--concurrency`` unanswered;
    - ``msgdel erase``: ``JetStreamAdapter(erase=True).delete_many``, the same with erase.
 
    Every stream must be empty afterwards.
@@ -61,7 +62,7 @@ DELETES = {
     "raw no_erase, 100 in flight": "nc.request STREAM.MSG.DELETE {seq, no_erase: true}, 100 "
     "at once",
     "msgdel no_erase": "delete_many: STREAM.INFO + CONSUMER.LIST, then a no_erase request "
-    "each, 100 in flight",
+    "each, pipelined on one reply subscription (no nc.request), 100 unanswered at most",
     "msgdel erase": "delete_many(erase=True): the same, each request an erase",
 }
 APPS = {

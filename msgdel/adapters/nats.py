@@ -52,6 +52,7 @@ from msgdel.result import DeleteResult
 from msgdel.semantics import Outcome, Semantics
 
 if TYPE_CHECKING:
+    from nats.aio.subscription import Subscription
     from nats.js.client import JetStreamContext
     from nats.js.object_store import ObjectStore
 
@@ -311,13 +312,38 @@ class JetStreamAdapter(BaseAdapter):
         self, plans: list[_Plan | DeleteResult | MsgdelError]
     ) -> list[DeleteResult | MsgdelError]:
         """Check every plan's stream, then send its deletions under `concurrency`: one
-        outcome per plan, in order."""
+        outcome per plan, in order.
+
+        A sequence that needs no reading first goes into one pipelined batch
+        (`_Pipeline`); an unsure one (an address past a
+        consumer's ack floor) is read, then deleted, afterwards."""
         plans = await self._check_streams(plans)
-        jobs: list[Callable[[], Awaitable[Outcome]]] = []
+        outcomes: list[Outcome | BaseException] = []
+        plain: list[tuple[int, _Plan, int]] = []
+        unsure: list[tuple[int, Callable[[], Awaitable[Outcome]]]] = []
         for plan in plans:
-            if isinstance(plan, _Plan):
-                jobs.extend(self._job(plan, seq) for seq in plan.seqs)
-        outcomes = await _bounded(jobs, self.concurrency) if jobs else []
+            if not isinstance(plan, _Plan):
+                continue
+            for seq in plan.seqs:
+                if seq in plan.gone:
+                    outcomes.append(Outcome.ALREADY_GONE)
+                    continue
+                if seq in plan.keep:
+                    outcomes.append(Outcome.DEFERRED)
+                    continue
+                if seq in plan.unsure:
+                    unsure.append((len(outcomes), self._unsure_job(plan, seq)))
+                else:
+                    plain.append((len(outcomes), plan, seq))
+                outcomes.append(Outcome.ALREADY_GONE)  # a placeholder, replaced below
+        if plain:
+            sent = await _Pipeline(self, [(plan, seq) for _, plan, seq in plain]).run()
+            for (position, _, _), outcome in zip(plain, sent):
+                outcomes[position] = outcome
+        if unsure:
+            read = await _bounded([job for _, job in unsure], self.concurrency)
+            for (position, _), outcome in zip(unsure, read):
+                outcomes[position] = outcome
         results: list[DeleteResult | MsgdelError] = []
         position = 0
         for plan in plans:
@@ -345,28 +371,26 @@ class JetStreamAdapter(BaseAdapter):
         if first._client is None:  # FastStream's TestNatsBroker builds messages without a client
             return _skipped(first.subject, [], Semantics.EXACT)
         try:
-            addresses = [_js_address(m.reply) for m in msgs]
+            fields = [_ack_fields(m.reply) for m in msgs]
         except ValueError:
             return NotDeletable(
                 f"the JetStream ack subject {first.reply!r} names no stream sequence; "
                 "there is nothing to address"
             )
-        if any(a is None for a in addresses):
+        found = [f for f in fields if f is not None]
+        if len(found) < len(fields):
             # Core NATS: the server never stored it.
             return DeleteResult(
                 BROKER, first.subject, [], Semantics.NOT_STORED, Outcome.NOTHING_STORED
             )
-        found = [a for a in addresses if a is not None]
-        domain, stream, _ = found[0]
-        if any(a[1] != stream for a in found):
+        domain, stream, _, consumer, _ = found[0]
+        if len(found) > 1 and any(f[1] != stream for f in found):
             return NotDeletable("this batch mixes messages of several streams; delete them singly")
         prefix = self.api_prefix or (f"$JS.{domain}.API" if domain else "$JS.API")
-        seqs = tuple(a[2] for a in found)
+        seqs = tuple(f[2] for f in found)
         subjects = tuple(m.subject for m in msgs)
-        times = tuple(_delivered_at(m.reply) for m in msgs)
-        return _Plan(
-            first._client, prefix, stream, seqs, subjects, times, _consumer_of(first.reply)
-        )
+        times = tuple(f[4] for f in found)
+        return _Plan(first._client, prefix, stream, seqs, subjects, times, consumer)
 
     async def _check_streams(
         self, plans: list[_Plan | DeleteResult | MsgdelError]
@@ -472,19 +496,16 @@ class JetStreamAdapter(BaseAdapter):
             raise DeletionFailed(f"could not {plan.reading}: {error}{hint}", retryable=retryable)
         return answer
 
-    def _job(self, plan: _Plan, seq: int) -> Callable[[], Awaitable[Outcome]]:
+    def _unsure_job(self, plan: _Plan, seq: int) -> Callable[[], Awaitable[Outcome]]:
+        """Read the subject of an address past a consumer's ack floor, then keep it
+        (`DEFERRED`) for a consumer that needs it, or delete it with a request of its own."""
+
         async def run() -> Outcome:
-            if seq in plan.gone:
+            subject = await self._subject_of(plan, seq)
+            if subject is None:
                 return Outcome.ALREADY_GONE
-            if seq in plan.keep:
+            if any(o.needs(seq, subject, plan.consumer) for o in plan.unsure[seq]):
                 return Outcome.DEFERRED
-            waiting = plan.unsure.get(seq)
-            if waiting:  # an address past a consumer's ack floor: is it there, and for whom?
-                subject = await self._subject_of(plan, seq)
-                if subject is None:
-                    return Outcome.ALREADY_GONE
-                if any(o.needs(seq, subject, plan.consumer) for o in waiting):
-                    return Outcome.DEFERRED
             return await self._delete_seq(plan, seq)
 
         return run
@@ -496,20 +517,280 @@ class JetStreamAdapter(BaseAdapter):
         answer = await self._api(plan, call, b'{"seq":%d}' % seq, NO_MESSAGE_CODE)
         return None if answer is None else str((answer.get("message") or {}).get("subject"))
 
+    def _body(self, seq: int) -> bytes:
+        """The `STREAM.MSG.DELETE` request for `seq`."""
+        return (_ERASE if self.erase else _NO_ERASE) % seq
+
     async def _delete_seq(self, plan: _Plan, seq: int) -> Outcome:
-        body = (_ERASE if self.erase else _NO_ERASE) % seq
+        """Delete `seq` with a nats-py request of its own (after a `STREAM.MSG.GET`)."""
         what = plan.what(seq)
         _check_connected(plan.client, what)
         try:
-            reply = await plan.client.request(plan.subject, body, timeout=self.timeout)
+            reply = await plan.client.request(plan.subject, self._body(seq), timeout=self.timeout)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             raise _transport_error(what, exc, plan.client) from exc
-        if reply.data.startswith(_SUCCESS):
-            return Outcome.DELETED
-        error = json.loads(reply.data).get("error")
-        if not error:
-            return Outcome.DELETED
-        return _jetstream_error(plan.stream, seq, error)
+        return _answer(plan.stream, seq, reply)
+
+
+def _answer(stream: str, seq: int, reply: Msg) -> Outcome:
+    """What JetStream's answer to deleting `seq` says: `DELETED` only for its success reply,
+    `ALREADY_GONE`, or the matching msgdel error raised (no responders: `NoRespondersError`)."""
+    data = reply.data
+    if data.startswith(_SUCCESS):
+        return Outcome.DELETED
+    if not data and (reply.headers or {}).get("Status") == _NO_RESPONDERS:
+        raise nats.errors.NoRespondersError
+    error = json.loads(data).get("error")
+    if not error:
+        return Outcome.DELETED
+    return _jetstream_error(stream, seq, error)
+
+
+_NO_RESPONDERS = "503"
+"""The status of the reply the server sends in place of a responder that does not exist."""
+
+
+class _Unanswered:
+    """The state of a request in a `_Pipeline` until it has its outcome."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_UNSENT = _Unanswered("unsent")
+_SENT = _Unanswered("sent")
+
+_TICK = 0.05
+"""Seconds between a `_Pipeline`'s checks of its requests' deadlines and its connections."""
+
+
+class _Pipeline:
+    """The plain deletions of one call (no subject to read first), pipelined: one
+    subscription per client on a fresh inbox wildcard, each request published with the reply
+    subject `<inbox>.<index>`, at most `concurrency` unanswered at once.
+
+    One timer serves the whole batch: each tick fails the requests older than `timeout`
+    that have no answer, and everything unanswered on a connection that dropped. What it
+    guarantees, per request:
+
+    - `DELETED` only for JetStream's success reply to that very request; other replies map
+      as `_answer` maps them;
+    - no reply within `timeout` of its sending: a retryable `DeletionFailed` saying whether
+      it was deleted is unknown and a retry is safe (what is gone then reports `ALREADY_GONE`);
+    - a connection reconnecting before or during the batch, or reconnected during it: what
+      it had not answered fails retryably (sent: unknown; not sent: nothing was sent), and
+      nothing more is sent on it; a closed one fails what it had not sent as `_transport_error`
+      maps nats-py's `ConnectionClosedError`;
+    - a reply that comes after its request failed, or after the batch ended, is dropped: the
+      subscriptions end with the batch.
+    """
+
+    __slots__ = (
+        "adapter", "clients", "dead", "loop", "oldest", "outstanding", "reconnects", "requests",
+        "rescan", "sent_at", "states", "timer", "wake",
+    )  # fmt: skip
+
+    def __init__(self, adapter: JetStreamAdapter, requests: list[tuple[_Plan, int]]) -> None:
+        self.adapter = adapter
+        self.requests = requests
+        self.states: list[Outcome | BaseException | _Unanswered] = [_UNSENT] * len(requests)
+        self.sent_at: list[float] = []  # by index, in sending order
+        self.oldest = 0  # every request before it has its outcome
+        self.outstanding = 0  # sent, not answered, not failed
+        self.dead: dict[int, Callable[[int], MsgdelError]] = {}  # by id(client)
+        self.wake: asyncio.Future[None] | None = None
+        self.loop = asyncio.get_running_loop()
+        self.clients = list({id(plan.client): plan.client for plan, _ in requests}.values())
+        self.reconnects = [_reconnects(c) for c in self.clients]  # a change: it dropped
+        self.timer: asyncio.TimerHandle | None = None
+        self.rescan = False  # a client was given up: fail what it left unanswered
+
+    async def run(self) -> list[Outcome | BaseException]:
+        """Every request's outcome (or error), by index."""
+        subscriptions: dict[int, Subscription] = {}
+        inboxes: dict[int, str] = {}
+        self.timer = self.loop.call_later(_TICK, self._tick)
+        try:
+            for client in self.clients:
+                inbox = await self._subscribe(client, subscriptions)
+                if inbox is not None:
+                    inboxes[id(client)] = inbox
+            await self._send(inboxes)
+        finally:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.wake = None
+            for subscription in subscriptions.values():
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+        # every request has its outcome by now; should one not, it is not reported deleted
+        return [
+            self._dropped(i) if isinstance(s, _Unanswered) else s for i, s in enumerate(self.states)
+        ]
+
+    async def _subscribe(
+        self, client: Client, subscriptions: dict[int, Subscription]
+    ) -> str | None:
+        """Subscribe to a fresh inbox of `client` for its replies; the inbox, or None when
+        its requests were failed instead (the connection is down or closed)."""
+        inbox = client.new_inbox()
+        cut = len(inbox) + 1
+        states, requests = self.states, self.requests
+
+        async def on_reply(msg: Msg) -> None:
+            try:
+                index = int(msg.subject[cut:])
+            except ValueError:
+                return
+            if not 0 <= index < len(states) or states[index] is not _SENT:
+                return  # its request failed already (a late reply), or the batch ended
+            plan, seq = requests[index]
+            try:
+                states[index] = _answer(plan.stream, seq, msg)
+            except Exception as exc:
+                states[index] = _as_reply_error(plan, seq, exc)
+            self.outstanding -= 1
+            if self.wake is not None and not self.wake.done():
+                self.wake.set_result(None)
+
+        if client.is_reconnecting or client.is_connecting:
+            self._bury(client, None)
+            return None
+        try:
+            subscriptions[id(client)] = await client.subscribe(f"{inbox}.*", cb=on_reply)
+        except Exception as exc:
+            self._bury(client, exc)
+            return None
+        return inbox
+
+    async def _send(self, inboxes: dict[int, str]) -> None:
+        """Publish every request in order, at most `concurrency` unanswered; return once each
+        has its outcome."""
+        limit = self.adapter.concurrency
+        body = self.adapter._body
+        states, requests, dead = self.states, self.requests, self.dead
+        index, total = 0, len(requests)
+        while True:
+            while index < total and self.outstanding < limit:
+                plan, seq = requests[index]
+                client = plan.client
+                failing = dead.get(id(client))
+                if failing is None and (client.is_reconnecting or client.is_connecting):
+                    self._bury(client, None)
+                    failing = dead[id(client)]
+                if failing is not None:
+                    states[index] = failing(index)
+                    self.sent_at.append(0.0)
+                    index += 1
+                    continue
+                try:
+                    await client.publish(
+                        plan.subject, body(seq), reply=f"{inboxes[id(client)]}.{index}"
+                    )
+                except Exception as exc:
+                    states[index] = _as_reply_error(plan, seq, exc)
+                    if isinstance(exc, nats.errors.ConnectionClosedError):
+                        self._bury(client, exc)
+                else:
+                    states[index] = _SENT
+                    self.outstanding += 1
+                self.sent_at.append(self.loop.time())
+                index += 1
+            if index >= total and self.outstanding <= 0:
+                return
+            self.wake = self.loop.create_future()
+            await self.wake
+
+    def _tick(self) -> None:
+        """Fail what timed out and what a dropped connection left unanswered; wake the
+        sender; come again in `_TICK` s."""
+        states, sent_at = self.states, self.sent_at
+        expired = self.loop.time() - self.adapter.timeout
+        settled = False
+        # the requests are sent in index order: the unanswered are from `oldest` on
+        while self.oldest < len(sent_at):
+            state = states[self.oldest]
+            if state is _SENT:
+                if sent_at[self.oldest] > expired:
+                    break
+                states[self.oldest] = self._timed_out(self.oldest)
+                self.outstanding -= 1
+                settled = True
+            self.oldest += 1
+        broken = [
+            c
+            for c, before in zip(self.clients, self.reconnects)
+            if id(c) not in self.dead and (not c.is_connected or _reconnects(c) != before)
+        ]
+        for client in broken:
+            closed = nats.errors.ConnectionClosedError() if client.is_closed else None
+            self._bury(client, closed)
+        if self.rescan:
+            self.rescan = False
+            for index in range(self.oldest, len(sent_at)):
+                if states[index] is _SENT and id(self.requests[index][0].client) in self.dead:
+                    states[index] = self._dropped(index)
+                    self.outstanding -= 1
+                    settled = True
+        if settled and self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
+        if self.timer is not None:
+            self.timer = self.loop.call_later(_TICK, self._tick)
+
+    def _bury(self, client: Client, exc: BaseException | None) -> None:
+        """Send nothing more on `client`: what it has not sent fails with `exc` (None: it
+        is reconnecting), as nats-py's error or `_check_connected`'s would."""
+        plan_of = self.requests
+
+        def failing(index: int) -> MsgdelError:
+            plan, seq = plan_of[index]
+            what = plan.what(seq)
+            if exc is None:
+                try:
+                    _check_connected(client, what)
+                except DeletionFailed as error:
+                    return error
+                return DeletionFailed(
+                    f"could not {what}: the NATS connection dropped during this batch; "
+                    "nothing was sent. Retry once it has reconnected.",
+                    retryable=True,
+                )
+            return _as_reply_error(plan, seq, exc)
+
+        self.dead[id(client)] = failing
+        self.rescan = True
+
+    def _timed_out(self, index: int) -> MsgdelError:
+        plan, seq = self.requests[index]
+        return _transport_error(plan.what(seq), nats.errors.TimeoutError(), plan.client)
+
+    def _dropped(self, index: int) -> MsgdelError:
+        plan, seq = self.requests[index]
+        return DeletionFailed(
+            f"could not {plan.what(seq)}: the NATS connection dropped before JetStream "
+            "answered, so whether it did is unknown; deleting again is safe (what is gone "
+            "then reports ALREADY_GONE)",
+            retryable=True,
+        )
+
+
+def _reconnects(client: Client) -> int:
+    """How often nats-py has reconnected `client` so far."""
+    return int(client.stats.get("reconnects") or 0)
+
+
+def _as_reply_error(plan: _Plan, seq: int, exc: BaseException) -> MsgdelError:
+    """`exc`, met deleting `seq`, as the msgdel error `_delete_seq` would raise."""
+    if isinstance(exc, MsgdelError):
+        return exc
+    if isinstance(exc, nats.errors.Error | asyncio.TimeoutError):
+        return _transport_error(plan.what(seq), exc, plan.client)
+    return _as_msgdel_error(plan.what(seq), exc)
 
 
 _NO_ERASE = b'{"seq":%d,"no_erase":true}'
@@ -517,29 +798,26 @@ _ERASE = b'{"seq":%d}'
 _SUCCESS = b'{"type":"io.nats.jetstream.api.v1.stream_msg_delete_response","success":true'
 
 
-def _js_address(reply: str | None) -> tuple[str, str, int] | None:
-    """(domain, stream, stream sequence) from a JetStream ack subject; `None` for core NATS.
+def _ack_fields(reply: str | None) -> tuple[str, str, int, str, int] | None:
+    """(domain, stream, stream sequence, consumer, timestamp in ns or 0) from a JetStream ack
+    subject; `None` for core NATS; `ValueError` when the sequence is not a number.
 
     The two layouts are nats-py's (`Msg.Metadata`), parsed without its timestamp work:
-    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...` (9 tokens) and
-    `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>...` (11+).
+    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>` (9 tokens) and
+    `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>...`
+    (11+).
     """
     if not reply or not reply.startswith("$JS.ACK."):
         return None
     tokens = reply.split(".")
     if len(tokens) == 9:
-        return "", tokens[2], int(tokens[5])
-    if len(tokens) >= 11:
+        domain, stream, consumer, seq, stamp = "", tokens[2], tokens[3], tokens[5], tokens[7]
+    elif len(tokens) >= 11:
         domain = "" if tokens[2] == "_" else tokens[2]
-        return domain, tokens[4], int(tokens[7])
-    return None
-
-
-def _delivered_at(reply: str) -> int:
-    """The message's timestamp (ns since the epoch) in a JetStream ack subject; 0 if absent."""
-    tokens = reply.split(".")
-    token = tokens[7] if len(tokens) == 9 else tokens[9] if len(tokens) >= 11 else ""
-    return int(token) if token.isdigit() else 0
+        stream, consumer, seq, stamp = tokens[4], tokens[5], tokens[7], tokens[9]
+    else:
+        return None
+    return domain, stream, int(seq), consumer, int(stamp) if stamp.isdigit() else 0
 
 
 def _nanoseconds(stamp: str) -> int:
@@ -551,12 +829,6 @@ def _nanoseconds(stamp: str) -> int:
     whole, fraction, zone = match.groups()
     seconds = datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone)).timestamp()
     return int(seconds) * 1_000_000_000 + int((fraction or "0").ljust(9, "0")[:9])
-
-
-def _consumer_of(reply: str) -> str:
-    """The consumer named in a JetStream ack subject (see `_js_address`)."""
-    tokens = reply.split(".")
-    return tokens[3] if len(tokens) == 9 else tokens[5]
 
 
 def subject_matches(filter_subject: str, subject: str) -> bool:
@@ -653,6 +925,9 @@ class _Plan:
 
     def outcome(self, outcomes: Sequence[Outcome | BaseException]) -> DeleteResult | MsgdelError:
         """The message's result from its sequences' outcomes, or the first one's error."""
+        if len(outcomes) == 1 and outcomes[0] is Outcome.DELETED:  # the common case, kept cheap
+            ids = (str(self.seqs[0]),)
+            return DeleteResult(BROKER, self.stream, ids, Semantics.EXACT, Outcome.DELETED, 1)
         removed = sum(1 for o in outcomes if o is Outcome.DELETED)
         for seq, outcome in zip(self.seqs, outcomes):
             if not isinstance(outcome, BaseException):
