@@ -124,7 +124,9 @@ async def delete_rate(nc: Client, arm: str, count: int, concurrency: int) -> flo
     """Deletes/s of one arm over a fresh stream of ``count`` messages."""
     js = nc.jetstream()
     stream = await fill(nc, count)
-    messages = await consume(nc, stream, count) if arm.startswith("msgdel") else []
+    # Every arm deletes consumed messages: a stream whose consumer has delivered them is
+    # slower to erase from (measured: 15-30% fewer erase deletes/s) than one without.
+    messages = await consume(nc, stream, count)
     run: Callable[[], Awaitable[Any]]
     if arm == "nats-py one by one":
 
