@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
+import nats.errors
 import nats.js.errors
 from faststream import AckPolicy, Context, FastStream
 from faststream.nats import JStream, KvWatch, NatsBroker, ObjWatch, PullSub, TestNatsBroker
@@ -430,10 +431,22 @@ class JetStreamHarness(NatsHarness):
         stream = unique("js")
         await self.js.add_stream(name=stream, subjects=[self.subject(stream)], **self.stream)
         seqs = [
-            str((await self.js.publish(self.subject(stream), payload(i))).seq)
+            str((await self._publish(self.subject(stream), payload(i))).seq)
             for i in range(count * self.BATCH)
         ]
         return stream, [tuple(seqs[i : i + self.BATCH]) for i in range(0, len(seqs), self.BATCH)]
+
+    async def _publish(self, subject: str, body: bytes) -> Any:
+        """Publish to a stream just created: on a cluster the stream's interest in its subject
+        reaches the node published through a moment after `add_stream` returned, and until
+        then nothing answers (no responders: nothing was stored, so publishing again cannot
+        store it twice)."""
+        for _ in range(50):
+            try:
+                return await self.js.publish(subject, body)
+            except nats.errors.NoRespondersError:
+                await asyncio.sleep(0.1)
+        return await self.js.publish(subject, body)
 
     def delivery(self, stream: str) -> dict[str, Any]:
         """How the subscriber receives: pushed, or pulled by a durable consumer."""
