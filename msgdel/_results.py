@@ -12,7 +12,7 @@ constructor makes; nothing is built lazily.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 
 import attrs
@@ -47,7 +47,9 @@ def results(
             f"{len(outcomes)} outcomes, {len(removed)} counts"
         )
     made = list(map(_new, repeat(DeleteResult, count)))
-    columns = (repeat(broker), repeat(target), ids, repeat(semantics), outcomes, removed)
+    columns: tuple[Iterable[object], ...] = (
+        repeat(broker), repeat(target), ids, repeat(semantics), outcomes, removed,
+    )  # fmt: skip
     for name, column in zip(_FIELDS, columns):
         deque(map(_SET[name], made, column), maxlen=0)  # run the loop, keep nothing
     return made
