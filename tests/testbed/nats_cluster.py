@@ -215,7 +215,28 @@ class NatsCluster(BrokerProcess):
 
     def start(self) -> None:
         """Start the stopped nodes together (JetStream needs a quorum of two) and wait until
-        the cluster is ready; ``BrokerUnavailable`` with every node's log tail if it is not."""
+        the cluster is ready; ``BrokerUnavailable`` with every node's log tail if it is not.
+
+        The ports are picked free when the cluster is made, and another process (a test
+        environment running beside this one) can take one before a node binds it: a cluster
+        that never ran yet is then made again on ports picked anew, up to twice."""
+        for attempt in range(3):
+            try:
+                self._start_stopped()
+                return
+            except BrokerUnavailable as exc:
+                taken = "address already in use" in str(exc)
+                if not taken or self.startup_seconds is not None or attempt == 2:
+                    raise
+                self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        for node in self.nodes:
+            node.port, node.monitor_port, node.cluster_port = free_port(), free_port(), free_port()
+        for node in self.nodes:
+            node.routes = [other.cluster_port for other in self.nodes if other is not node]
+
+    def _start_stopped(self) -> None:
         began = time.monotonic()
         with ThreadPoolExecutor(self.size) as pool:
             futures = [pool.submit(node.start) for node in self.nodes if not node.running]
