@@ -119,7 +119,9 @@ class Batcher:
     async def submit(self, message: Any) -> asyncio.Future[DeleteResult]:
         """Queue `message` for deletion and return the future of its result.
 
-        Waits only while `max_pending` messages are outstanding. Raises, without queueing,
+        Waits while `max_pending` messages are outstanding, and yields to the event loop once
+        when `message` fills a batch, so that batch is sent before more are queued (it does not
+        wait for its result). Raises, without queueing,
         [`AdapterNotFound`][msgdel.AdapterNotFound] or
         [`UnsupportedDeletion`][msgdel.UnsupportedDeletion] when the message has no adapter or its
         adapter does not meet `require`, and `RuntimeError` after [`close`][msgdel.Batcher.close].

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
@@ -134,7 +135,9 @@ class DeleteMiddleware:
         self.registry = registry
         self.on_error: OnError = on_error
         self.leave_ack_to_batch = leave_ack_to_batch
-        self._subscribers: dict[int, _Subscriber] = {}
+        self._subscribers: weakref.WeakKeyDictionary[Any, _Subscriber] = (
+            weakref.WeakKeyDictionary()
+        )  # held weakly: a middleware shared by brokers that come and go keeps none of them
         if metrics is not False:  # the msgdel[prometheus] extra
             from msgdel.prometheus import instrument_middleware
 
@@ -196,9 +199,12 @@ class DeleteMiddleware:
     def _facts(self, subscriber: Any) -> _Subscriber:
         """What this middleware needs to know of `subscriber`, read once per subscriber (its
         acknowledgement policy and claiming are fixed when it is created)."""
-        facts = self._subscribers.get(id(subscriber))
-        if facts is None or facts.subscriber is not subscriber:
-            facts = self._subscribers[id(subscriber)] = _Subscriber(subscriber)
+        try:
+            facts = self._subscribers.get(subscriber)
+            if facts is None:
+                facts = self._subscribers[subscriber] = _Subscriber(subscriber)
+        except TypeError:  # a subscriber that cannot be held weakly: read it every time
+            facts = _Subscriber(subscriber)
         return facts
 
     def __repr__(self) -> str:
@@ -208,10 +214,9 @@ class DeleteMiddleware:
 class _Subscriber:
     """A subscriber the middleware has seen, and the facts it reads of it per message."""
 
-    __slots__ = ("claims", "manual", "subscriber")
+    __slots__ = ("claims", "manual")
 
     def __init__(self, subscriber: Any) -> None:
-        self.subscriber = subscriber  # held, so that its id() is not reused
         self.manual = manual_ack(subscriber)
         self.claims = claims_pending(subscriber)
 

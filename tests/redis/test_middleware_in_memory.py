@@ -6,6 +6,7 @@ its own registry; it records what it was asked to delete.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -276,3 +277,22 @@ async def test_a_handled_message_is_not_kept_alive_by_the_middleware() -> None:
         assert [ref() for ref in seen] == [None] * 5
     finally:
         gc.enable()
+
+
+async def test_a_middleware_shared_by_brokers_that_come_and_go_holds_none_of_their_subscribers(
+    registry: Registry,
+) -> None:
+    """The middleware reads each subscriber's acknowledgement policy once, and remembers it
+    only as long as the subscriber lives."""
+    import gc
+    import weakref
+
+    middleware = DeleteMiddleware(registry=registry)
+    subscribers: list[weakref.ref[Any]] = []
+    for number in range(3):
+        broker = app(middleware)
+        subscribers.append(weakref.ref(broker.subscribers[0]))
+        await asyncio.create_task(publish(broker, f"m{number}"))  # its context ends with it
+        del broker
+    gc.collect()
+    assert [ref() for ref in subscribers] == [None] * 3
