@@ -8,10 +8,11 @@ import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
+from msgdel import _tally
 from msgdel._urls import require_scheme, scheme_of
 from msgdel.address import Address
 from msgdel.errors import DeletionFailed, MsgdelError, UnsupportedDeletion, redact
@@ -260,6 +261,7 @@ async def _run(
     identity: Callable[[Any], Hashable],
 ) -> Outcomes:
     began = time.perf_counter()
+    counted: _tally.Tally | None = None
     places = _places_of_duplicates(messages, identity)
     sent = messages if places is None else list({identity(m): m for m in messages}.values())
     try:
@@ -275,16 +277,23 @@ async def _run(
         )
         outcomes = [error] * len(sent)
     else:
-        outcomes = _validated(adapter, sent, got)
+        # Observed, the usual call is checked and counted in one pass (`_tally.uniform`).
+        counted = (
+            _tally.uniform(got)
+            if registry.observers and places is None and type(got) is list and len(got) == len(sent)
+            else None
+        )
+        outcomes = cast(Outcomes, got) if counted is not None else _validated(adapter, sent, got)
     if places is not None:
         outcomes = _repeated(outcomes, places, adapter.features.repeat)
     seconds = time.perf_counter() - began
     if registry.observers:
-        registry.report(
-            DeletionReport(
-                operation, adapter, adapter.features, tuple(messages), tuple(outcomes), seconds
-            )
+        report = DeletionReport(
+            operation, adapter, adapter.features, tuple(messages), tuple(outcomes), seconds
         )
+        if counted is not None:
+            _tally.remember(report, counted)
+        registry.report(report)
     if log.isEnabledFor(logging.DEBUG):
         _log_call(operation, adapter, outcomes, seconds)
     return outcomes

@@ -523,8 +523,8 @@ class ConfluentAdapter(KafkaFamilyAdapter):
         backend = self._backends.get(backend_key)
         if backend is None or backend.connection is not connection:
             backend = self._backends[backend_key] = _ConfluentBackend(connection, group)
-        if len(self._by_config) >= _CONFIGS_KEPT:  # consumers come and go: keep the latest
-            self._by_config.clear()
+        if len(self._by_config) >= _CONFIGS_KEPT:  # consumers come and go: drop the oldest
+            del self._by_config[next(iter(self._by_config))]
         self._by_config[id(config)] = (config, backend)
         return backend
 

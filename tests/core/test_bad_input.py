@@ -319,11 +319,16 @@ def result(**changes: Any) -> DeleteResult:
         pytest.param(lambda ms: [ValueError("x")] * len(ms), id="a-plain-exception"),
     ],
 )
+@pytest.mark.parametrize("observed", [False, True], ids=["unobserved", "observed"])
 async def test_an_adapter_that_breaks_the_protocol_gives_an_unknown_outcome_never_a_result(
-    returned: Any,
+    returned: Any, observed: bool
 ) -> None:
+    """Observed, the usual call is checked in the pass that counts it: the same checks."""
     registry = Registry(builtins=False)
     registry.register(Note, Returns(returned))
+    reports: list[msgdel.DeletionReport] = []
+    if observed:
+        registry.add_observer(reports.append)
     outcomes = await msgdel.delete_many([Note("a"), Note("b")], registry=registry,
                                         return_exceptions=True)  # fmt: skip
     assert len(outcomes) == 2
@@ -331,3 +336,4 @@ async def test_an_adapter_that_breaks_the_protocol_gives_an_unknown_outcome_neve
         assert isinstance(outcome, msgdel.DeletionFailed)
         assert "broke the msgdel adapter protocol" in str(outcome)
         assert "deleting again is safe" in str(outcome)
+    assert [list(r.outcomes) for r in reports] == ([outcomes] if observed else [])
