@@ -538,6 +538,11 @@ class KafkaFamilyAdapter(BaseAdapter):
     broker = "kafka"
     by_address = False
     """Whether the subclass deletes [`KafkaOffset`][msgdel.address.KafkaOffset] addresses."""
+    read_turns: int | None = None
+    """How many turns of the event loop preparing a batch gives the group reads it started
+    (one every `YIELD_EVERY` messages); `None`: all through the batch. A client whose reads
+    are all sent within a few turns needs no more: later turns would only read answers the
+    call uses once the batch is prepared anyway, one loop iteration each."""
 
     def __init__(
         self,
@@ -716,8 +721,10 @@ class KafkaFamilyAdapter(BaseAdapter):
         groups: dict[int, tuple[Backend, Work]] = {}
         reads: dict[int, asyncio.Future[Listing]] = {}
         protect = self.protect_groups and self.strategy == "truncate"
+        turns = 0
         for index, item in enumerate(items):
-            if reads and index % YIELD_EVERY == 1:
+            if reads and index % YIELD_EVERY == 1 and turns != self.read_turns:
+                turns += 1
                 await asyncio.sleep(0)  # the group reads started below send and read meanwhile
             try:
                 records, backend = prepare(item)
@@ -733,7 +740,11 @@ class KafkaFamilyAdapter(BaseAdapter):
                 if protect:  # read the other groups while the rest of the batch is prepared
                     reads[key] = backend.group_reads.join(backend, deadline)
             groups[key][1].append((index, records))
-        if groups:
+        done: list[Outcomes | BaseException]
+        if len(groups) == 1:  # awaited here: a task would cost a turn of the event loop
+            ((key, (backend, work)),) = groups.items()
+            done = [await self._settle(backend, work, deadline, reads.get(key))]
+        else:
             done = await asyncio.gather(
                 *(
                     self._settle(backend, work, deadline, reads.get(key))
@@ -741,11 +752,11 @@ class KafkaFamilyAdapter(BaseAdapter):
                 ),
                 return_exceptions=True,
             )
-            for answer in done:
-                if isinstance(answer, BaseException):
-                    raise answer  # not a msgdel error: a bug, reported for the whole batch
-                for index, outcome in answer:
-                    outcomes[index] = outcome
+        for answer in done:
+            if isinstance(answer, BaseException):
+                raise answer  # not a msgdel error: a bug, reported for the whole batch
+            for index, outcome in answer:
+                outcomes[index] = outcome
         return [o for o in outcomes if o is not None]
 
     async def _settle(
@@ -782,8 +793,17 @@ class KafkaFamilyAdapter(BaseAdapter):
         held_by: dict[TP, str] = {}
         starts = with_retries(lambda: backend.log_starts(tps), deadline)
         if joined is not None:  # both reads in flight together
+            # The log starts are awaited here, the floor in a task: the ListOffsets then leaves
+            # before the loop reads the group read's answers, which it reads meanwhile.
             reads = backend.group_reads
-            floor, old = await gather_all(reads.floor(joined, backend, tps, deadline), starts)
+            capping = asyncio.ensure_future(reads.floor(joined, backend, tps, deadline))
+            try:
+                old = await starts
+                floor = await capping
+            except BaseException:
+                capping.cancel()
+                await asyncio.gather(capping, return_exceptions=True)
+                raise
             for tp, (committed, group) in floor.items():
                 if committed < points[tp]:
                     points[tp], held_by[tp] = committed, group

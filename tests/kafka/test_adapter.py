@@ -46,6 +46,30 @@ class TestKafkaAdapter(family.KafkaSpecs):
         assert (capped.outcome, capped.removed) == (Outcome.DEFERRED, 1)
         assert await client.log_range(kafka_server, topic) == (1, 4)
 
+    async def test_a_batch_longer_than_its_turns_for_the_group_read_is_capped_all_the_same(
+        self, client: family.KafkaClient, kafka_server: family.Server
+    ) -> None:
+        """Preparing a batch yields to the event loop only until the group read's requests
+        have left (`read_turns`); its answers are read after, while the log starts are
+        fetched, and cap a batch of any length."""
+        from msgdel.adapters._kafka_common import YIELD_EVERY
+        from msgdel.adapters.kafka import KafkaAdapter
+
+        records = 2 * KafkaAdapter.read_turns * YIELD_EVERY
+        topic = family.unique("longbatch")
+        await client.produce(kafka_server, topic, [None] * records)
+        await client.commit(kafka_server, family.unique("billing"), topic, records // 2)
+        adapter = client.adapter()
+        try:
+            async with family.consuming(client, kafka_server, topic, records) as running:
+                results = await adapter.delete_many(running.messages)
+        finally:
+            await adapter.aclose()
+        outcomes = [r.outcome for r in results]
+        half = records // 2
+        assert outcomes == [Outcome.DELETED] * half + [Outcome.DEFERRED] * half
+        assert await client.log_range(kafka_server, topic) == (half, records)
+
 
 def test_the_multi_group_offset_fetch_codec_matches_aiokafkas_generic_one() -> None:
     """OffsetFetch v8 is encoded and decoded by hand for speed; aiokafka's generic codec,
@@ -66,3 +90,37 @@ def test_the_multi_group_offset_fetch_codec_matches_aiokafkas_generic_one() -> N
     ]
     wire = response_type.SCHEMA.encode([0, groups, {}])
     assert response_type.decode(BytesIO(wire)).groups == groups
+
+
+def test_the_offset_fetch_decoder_reads_long_lengths_and_skips_tagged_fields() -> None:
+    """Counts and strings of 128 or more take several varint bytes; tagged fields, which
+    Kafka may add to any flexible structure, are skipped, whatever they hold."""
+    import struct
+    from io import BytesIO
+
+    from msgdel.adapters.kafka import MultiGroupOffsetFetch
+
+    assert MultiGroupOffsetFetch is not None
+    response_type = MultiGroupOffsetFetch(["g"], [("t", 0)]).prepare({9: (1, 9)}).RESPONSE_TYPE
+    topic = "t" * 300
+    groups = [
+        (f"group-{n}", [(topic, [(p, 10 * n + p, 1, "m" * 200 if p else None, 0, {})
+                                 for p in range(130)], {})], 0, {})
+        for n in range(140)
+    ]  # fmt: skip
+    wire = response_type.SCHEMA.encode([5, groups, {}])
+    decoded = response_type.decode(BytesIO(wire))
+    assert (decoded.throttle_time_ms, decoded.groups) == (5, groups)
+
+    tags = b"\x02\x01\x02ab\x09\x00"  # two tagged fields: tag 1 (2 bytes), tag 9 (empty)
+    wire = (
+        struct.pack(">i", 0)
+        + b"\x02\x02g"  # one group, "g"
+        + b"\x02\x02t"  # one topic, "t"
+        + b"\x02" + struct.pack(">iqi", 3, 42, 7) + b"\x01" + struct.pack(">h", 0) + tags
+        + tags  # the topic's
+        + struct.pack(">h", 0) + tags  # the group's error code and tags
+        + tags  # the response's
+    )  # fmt: skip
+    decoded = response_type.decode(BytesIO(wire))
+    assert decoded.groups == [("g", [("t", [(3, 42, 7, "", 0, {})], {})], 0, {})]
