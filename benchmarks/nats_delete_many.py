@@ -16,9 +16,16 @@ Starts its own nats-server with JetStream. Two parts, each with its arms interle
      reading the stream's state once (``STREAM.INFO`` + ``CONSUMER.LIST``): the same requests,
      pipelined (published with a reply subject on one inbox subscription of the call, not
      ``nc.request``), at most ``--concurrency`` unanswered;
-   - ``msgdel erase``: ``JetStreamAdapter(erase=True).delete_many``, the same with erase.
+   - ``msgdel erase``: ``JetStreamAdapter(erase=True).delete_many``, the same with erase;
+   - ``disk: fsync loop``: no NATS: what nats-server 2.9 does to the disk for each erase
+     (open the stream's block file, overwrite a few bytes, fsync, close), ``--count`` times in
+     a file of the temporary folder, where the server stores (only when the benchmark started
+     the server).
 
-   Every stream must be empty afterwards.
+   Every stream must be empty afterwards. The server erases one message at a time, each
+   awaiting its fsync, in the read loop of the connection: every erase arm runs at the disk's
+   fsync rate, which on a shared machine moves 2-3x within seconds, so compare the erase arms
+   round by round (the ratios), and with the disk arm.
 2. A FastStream app (pull subscriber, ``batch_size=100``, durable, the same consumer config in
    every arm) over ``--app-count`` messages: ``consume only`` (``AckPolicy.MANUAL``: no ack,
    nothing deleted), ``FastStream default`` (an ack per message, nothing deleted) and
@@ -34,7 +41,9 @@ Starts its own nats-server with JetStream. Two parts, each with its arms interle
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -61,9 +70,13 @@ DELETES = {
     "nats-py 100 in flight": "delete_msg, 100 at once: a request each, erase",
     "raw no_erase, 100 in flight": "nc.request STREAM.MSG.DELETE {seq, no_erase: true}, 100 "
     "at once",
-    "msgdel no_erase": "delete_many: STREAM.INFO + CONSUMER.LIST, then a no_erase request "
-    "each, pipelined on one reply subscription (no nc.request), 100 unanswered at most",
+    "msgdel no_erase": "delete_many: STREAM.INFO + CONSUMER.LIST (0.4 ms, and a few us of "
+    "Python per message before the first request), then a no_erase request each, pipelined "
+    "on one reply subscription (no nc.request), 100 unanswered at most",
     "msgdel erase": "delete_many(erase=True): the same, each request an erase",
+    "disk: fsync loop": "no NATS, fsyncs/s not deletes/s: open, 40-byte write, fsync, close of "
+    "a file in the temporary folder (the server's store's), as nats-server does for each erase; "
+    "the erase arms' ceiling",
 }
 APPS = {
     "consume only": "pull (fetch 100), no ack: every message stays in the stream",
@@ -120,8 +133,28 @@ async def bounded(jobs: list[Callable[[], Awaitable[Any]]], limit: int) -> None:
     await asyncio.gather(*(worker() for _ in range(limit)))
 
 
+def fsync_rate(count: int) -> float:
+    """Per second, ``count`` times what nats-server 2.9 does to its disk for one erase (its
+    ``eraseMsg``): open the block file, overwrite a record, fsync, close."""
+    with tempfile.NamedTemporaryFile(prefix="fsync_probe_") as probe:
+        probe.write(os.urandom(1 << 20))
+        probe.flush()
+        os.fsync(probe.fileno())
+        began = time.perf_counter()
+        for index in range(count):
+            fd = os.open(probe.name, os.O_RDWR)
+            try:
+                os.pwrite(fd, os.urandom(40), index * 64 % (1 << 20))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return count / (time.perf_counter() - began)
+
+
 async def delete_rate(nc: Client, arm: str, count: int, concurrency: int) -> float:
     """Deletes/s of one arm over a fresh stream of ``count`` messages."""
+    if arm == "disk: fsync loop":
+        return await asyncio.to_thread(fsync_rate, count)
     js = nc.jetstream()
     stream = await fill(nc, count)
     # Every arm deletes consumed messages: a stream whose consumer has delivered them is
@@ -216,7 +249,9 @@ async def app_rate(nc: Client, url: str, arm: str, count: int, concurrency: int)
 async def bench(url: str, args: Any) -> None:
     nc = await nats.connect(url)
     try:
-        deletes, apps = Rounds(list(DELETES)), Rounds(list(APPS))
+        # the disk arm only for the server started here (it stores in the temporary folder)
+        arms = [arm for arm in DELETES if args.own_server or not arm.startswith("disk")]
+        deletes, apps = Rounds(arms), Rounds(list(APPS))
         for number in range(args.rounds):
             for arm in deletes.order(number):
                 deletes.add(arm, await delete_rate(nc, arm, args.count, args.concurrency))
@@ -236,6 +271,10 @@ async def bench(url: str, args: Any) -> None:
          "NATS delete_many erase vs nats-py one by one (erase vs erase)"),
         (deletes, "msgdel erase", "nats-py 100 in flight", None,
          "NATS delete_many erase vs nats-py delete_msg 100 in flight (same requests)"),
+        (deletes, "nats-py 100 in flight", "nats-py one by one", None,
+         "NATS nats-py delete_msg 100 in flight vs one by one (erase: what pipelining can gain)"),
+        (deletes, "msgdel erase", "disk: fsync loop", None,
+         "NATS delete_many erase vs the disk's fsync loop"),
         (deletes, "msgdel no_erase", "raw no_erase, 100 in flight", None,
          "NATS delete_many no_erase vs raw no_erase requests 100 in flight"),
         (apps, "batched middleware", "consume only", None,
@@ -244,6 +283,7 @@ async def bench(url: str, args: Any) -> None:
          "NATS batched middleware vs FastStream default ack app"),
     ]  # fmt: skip
     print()
+    pairs = [pair for pair in pairs if pair[2] in pair[0].values]
     for rounds, arm, baseline, goal, name in pairs:
         note = f"  (goal {goal}x)" if goal else ""
         print(f"  {name}: {rounds.ratio(arm, baseline)}{note}")
@@ -261,6 +301,7 @@ def main() -> None:
     )
     args = sizes(options.parse_args(), count=(10_000, 2_000), app_count=(3_000, 1_000),
                  rounds=(5, 3))  # fmt: skip
+    args.own_server = not (args.url or os.environ.get("NATS_URL"))
     if args.url:
         asyncio.run(bench(args.url, args))
         return

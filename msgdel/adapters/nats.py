@@ -26,8 +26,9 @@ import contextlib
 import json
 import re
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 try:
@@ -319,10 +320,17 @@ class JetStreamAdapter(BaseAdapter):
         consumer's ack floor) is read, then deleted, afterwards."""
         plans = await self._check_streams(plans)
         outcomes: list[Outcome | BaseException] = []
-        plain: list[tuple[int, _Plan, int]] = []
+        plain: list[tuple[_Plan, int]] = []  # and where each one's outcome goes:
+        positions: list[int] = []
         unsure: list[tuple[int, Callable[[], Awaitable[Outcome]]]] = []
         for plan in plans:
             if not isinstance(plan, _Plan):
+                continue
+            if not (plan.gone or plan.keep or plan.unsure):  # the common case: send them all
+                for seq in plan.seqs:
+                    positions.append(len(outcomes))
+                    plain.append((plan, seq))
+                    outcomes.append(Outcome.ALREADY_GONE)  # a placeholder, replaced below
                 continue
             for seq in plan.seqs:
                 if seq in plan.gone:
@@ -334,11 +342,12 @@ class JetStreamAdapter(BaseAdapter):
                 if seq in plan.unsure:
                     unsure.append((len(outcomes), self._unsure_job(plan, seq)))
                 else:
-                    plain.append((len(outcomes), plan, seq))
+                    positions.append(len(outcomes))
+                    plain.append((plan, seq))
                 outcomes.append(Outcome.ALREADY_GONE)  # a placeholder, replaced below
         if plain:
-            sent = await _Pipeline(self, [(plan, seq) for _, plan, seq in plain]).run()
-            for (position, _, _), outcome in zip(plain, sent):
+            sent = await _Pipeline(self, plain).run()
+            for position, outcome in zip(positions, sent):
                 outcomes[position] = outcome
         if unsure:
             read = await _bounded([job for _, job in unsure], self.concurrency)
@@ -357,6 +366,8 @@ class JetStreamAdapter(BaseAdapter):
     def _plan(self, message: Any) -> _Plan | DeleteResult | MsgdelError:
         """What to send for `message`; or its result or error when nothing is to be sent."""
         raw = getattr(message, "raw_message", None)
+        if isinstance(raw, Msg):  # one message, the common case: the same plan, kept cheap
+            return self._single_plan(raw)
         msgs: list[Any] = list(raw) if isinstance(raw, list) else [raw]
         if not msgs:
             return NotDeletable(
@@ -373,16 +384,10 @@ class JetStreamAdapter(BaseAdapter):
         try:
             fields = [_ack_fields(m.reply) for m in msgs]
         except ValueError:
-            return NotDeletable(
-                f"the JetStream ack subject {first.reply!r} names no stream sequence; "
-                "there is nothing to address"
-            )
+            return _unaddressable(first)
         found = [f for f in fields if f is not None]
         if len(found) < len(fields):
-            # Core NATS: the server never stored it.
-            return DeleteResult(
-                BROKER, first.subject, [], Semantics.NOT_STORED, Outcome.NOTHING_STORED
-            )
+            return _not_stored(first)
         domain, stream, _, consumer, _ = found[0]
         if len(found) > 1 and any(f[1] != stream for f in found):
             return NotDeletable("this batch mixes messages of several streams; delete them singly")
@@ -391,6 +396,20 @@ class JetStreamAdapter(BaseAdapter):
         subjects = tuple(m.subject for m in msgs)
         times = tuple(f[4] for f in found)
         return _Plan(first._client, prefix, stream, seqs, subjects, times, consumer)
+
+    def _single_plan(self, msg: Msg) -> _Plan | DeleteResult | MsgdelError:
+        """`_plan` of a message that is one nats-py `Msg`: the same outcome, fewer steps."""
+        if msg._client is None:
+            return _skipped(msg.subject, [], Semantics.EXACT)
+        try:
+            fields = _ack_fields(msg.reply)
+        except ValueError:
+            return _unaddressable(msg)
+        if fields is None:
+            return _not_stored(msg)
+        domain, stream, seq, consumer, stamp = fields
+        prefix = self.api_prefix or (f"$JS.{domain}.API" if domain else "$JS.API")
+        return _Plan(msg._client, prefix, stream, (seq,), (msg.subject,), (stamp,), consumer)
 
     async def _check_streams(
         self, plans: list[_Plan | DeleteResult | MsgdelError]
@@ -419,6 +438,8 @@ class JetStreamAdapter(BaseAdapter):
         )
         done: dict[int, DeleteResult | MsgdelError] = {}
         for group, state in zip(streams.values(), states):
+            # the consumers other than each reading one: no other, nothing to keep or read
+            others_of: dict[str | None, list[_Consumer]] = {}
             for plan in group:
                 if isinstance(state, BaseException):
                     done[id(plan)] = _as_msgdel_error(plan.reading, state)
@@ -432,10 +453,17 @@ class JetStreamAdapter(BaseAdapter):
                         BROKER, plan.stream, plan.seqs, Semantics.EXACT, Outcome.ALREADY_GONE
                     )
                 else:
-                    created, others = state
-                    plan.gone = frozenset(
-                        seq for seq, time in zip(plan.seqs, plan.times) if 0 < time < created
-                    )
+                    created, consumers = state
+                    if min(plan.times) < created:  # some may be older (0: not known)
+                        plan.gone = frozenset(
+                            seq for seq, time in zip(plan.seqs, plan.times) if 0 < time < created
+                        )
+                    others = others_of.get(plan.consumer)
+                    if others is None:
+                        others = [o for o in consumers if o.name != plan.consumer]
+                        others_of[plan.consumer] = others
+                    if not others:
+                        continue
                     plan.keep = frozenset(
                         seq
                         for seq, subject in zip(plan.seqs, plan.subjects)
@@ -448,6 +476,8 @@ class JetStreamAdapter(BaseAdapter):
                         if subject is None
                         and (waiting := tuple(o for o in others if o.waits(seq, plan.consumer)))
                     }
+        if not done:
+            return plans
         return [done.get(id(p), p) if isinstance(p, _Plan) else p for p in plans]
 
     async def _stream_state(self, plan: _Plan) -> tuple[int, list[_Consumer]] | None:
@@ -567,6 +597,8 @@ _SENT = _Unanswered("sent")
 
 _TICK = 0.05
 """Seconds between a `_Pipeline`'s checks of its requests' deadlines and its connections."""
+_REFILL = 5
+"""A full `_Pipeline` sends again once a fifth of its window (`concurrency`) is answered."""
 
 
 class _Pipeline:
@@ -591,8 +623,8 @@ class _Pipeline:
     """
 
     __slots__ = (
-        "adapter", "clients", "dead", "loop", "oldest", "outstanding", "reconnects", "requests",
-        "rescan", "sent_at", "states", "timer", "wake",
+        "adapter", "clients", "dead", "loop", "oldest", "outstanding", "reconnects", "refill",
+        "requests", "rescan", "sent_at", "states", "timer", "wake",
     )  # fmt: skip
 
     def __init__(self, adapter: JetStreamAdapter, requests: list[tuple[_Plan, int]]) -> None:
@@ -602,6 +634,7 @@ class _Pipeline:
         self.sent_at: list[float] = []  # by index, in sending order
         self.oldest = 0  # every request before it has its outcome
         self.outstanding = 0  # sent, not answered, not failed
+        self.refill = 0  # an answer wakes the sender once no more than this many are unanswered
         self.dead: dict[int, Callable[[int], MsgdelError]] = {}  # by id(client)
         self.wake: asyncio.Future[None] | None = None
         self.loop = asyncio.get_running_loop()
@@ -655,7 +688,7 @@ class _Pipeline:
             except Exception as exc:
                 states[index] = _as_reply_error(plan, seq, exc)
             self.outstanding -= 1
-            if self.wake is not None and not self.wake.done():
+            if self.outstanding <= self.refill and self.wake is not None and not self.wake.done():
                 self.wake.set_result(None)
 
         if client.is_reconnecting or client.is_connecting:
@@ -670,8 +703,13 @@ class _Pipeline:
 
     async def _send(self, inboxes: dict[int, str]) -> None:
         """Publish every request in order, at most `concurrency` unanswered; return once each
-        has its outcome."""
+        has its outcome.
+
+        Once the window is full, the next requests go out `_REFILL` at a time (of the
+        window), when as many answers freed their slots: the server keeps the rest of the
+        window queued meanwhile, and the requests reach it in a few writes, not one each."""
         limit = self.adapter.concurrency
+        step = max(1, limit // _REFILL)
         body = self.adapter._body
         states, requests, dead = self.states, self.requests, self.dead
         index, total = 0, len(requests)
@@ -703,6 +741,8 @@ class _Pipeline:
                 index += 1
             if index >= total and self.outstanding <= 0:
                 return
+            # woken by the answer that frees `step` slots (or the last ones), or by the timer
+            self.refill = limit - min(step, total - index) if index < total else 0
             self.wake = self.loop.create_future()
             await self.wake
 
@@ -879,6 +919,12 @@ class _Consumer:
         return not self.filters or any(subject_matches(f, subject) for f in self.filters)
 
 
+_NO_SEQS: frozenset[int] = frozenset()
+_NO_WAITING: Mapping[int, tuple[_Consumer, ...]] = MappingProxyType({})
+"""A plan's `keep`, `gone` and `unsure` until its stream's state says otherwise (shared: a
+plan's own are built whole, never changed in place)."""
+
+
 class _Plan:
     """One FastStream message's (or address's) deletion requests: the client, API prefix and
     sequences. An address has no reading consumer (`consumer` None), no known subjects and no
@@ -907,9 +953,9 @@ class _Plan:
         self.subjects = subjects  # each sequence's message subject
         self.consumer = consumer  # the consumer that delivered it
         self.times = times  # each sequence's message timestamp, ns
-        self.keep: frozenset[int] = frozenset()  # sequences another consumer still needs
-        self.gone: frozenset[int] = frozenset()  # older than the stream: another message now
-        self.unsure: dict[int, tuple[_Consumer, ...]] = {}  # unknown subject, past their floors
+        self.keep = _NO_SEQS  # sequences another consumer still needs
+        self.gone = _NO_SEQS  # older than the stream: another message now
+        self.unsure = _NO_WAITING  # unknown subject, past their floors: the consumers
 
     @property
     def addressed(self) -> bool:
@@ -947,6 +993,18 @@ class _Plan:
         else:
             outcome = Outcome.DELETED if removed else Outcome.ALREADY_GONE
         return DeleteResult(BROKER, self.stream, self.seqs, Semantics.EXACT, outcome, removed)
+
+
+def _unaddressable(msg: Msg) -> MsgdelError:
+    return NotDeletable(
+        f"the JetStream ack subject {msg.reply!r} names no stream sequence; "
+        "there is nothing to address"
+    )
+
+
+def _not_stored(msg: Msg) -> DeleteResult:
+    """Core NATS: the server never stored it."""
+    return DeleteResult(BROKER, msg.subject, [], Semantics.NOT_STORED, Outcome.NOTHING_STORED)
 
 
 def _jetstream_error(stream: str, seq: int, error: dict[str, Any]) -> Outcome:
