@@ -341,6 +341,19 @@ async def test_a_wrong_password_fails_without_retry_and_deletes_nothing(own_redi
     assert stored == ids
 
 
+async def test_more_pending_addresses_than_one_scripted_xackdel_takes_are_all_deleted(
+    redis_server: Any, aio: redis.asyncio.Redis
+) -> None:
+    """The script around XACKDEL sends at most 4,000 ids per XACKDEL (Lua's `unpack()` takes
+    a few thousand values): 4,500 pending entries of one group are deleted and counted."""
+    client = redis_server.client()
+    stream, ids = stream_of(client, 4_500, groups=[BILLING], read=[BILLING])
+    results = await msgdel.delete_at(aio, [RedisEntry(stream, i, group=BILLING) for i in ids])
+    assert [(r.outcome, r.removed) for r in results] == [(Outcome.DELETED, 1)] * 4_500
+    assert entry_ids(client, stream) == []
+    assert pending_ids(client, stream, BILLING) == []
+
+
 async def test_many_addresses_are_checked_once_per_stream_and_deleted_once_per_stream_and_group(
     redis_server: Any, aio: redis.asyncio.Redis
 ) -> None:
@@ -364,7 +377,7 @@ async def test_many_addresses_are_checked_once_per_stream_and_deleted_once_per_s
     assert [r.outcome for r in results[0::2]] == [Outcome.DELETED] * 75
     assert [r.outcome for r in results[1::2]] == [Outcome.DEFERRED] * 75
     if modern(redis_server):
-        assert sent == {"type": 3, "xinfo|groups": 3, "xackdel": 3, "xdelex": 3}
+        assert sent == {"type": 3, "xinfo|groups": 3, "evalsha": 3, "xackdel": 3, "xdelex": 3}
     else:  # one script call per stream and group, each reading XINFO GROUPS itself
         assert sent == {"type": 3, "xinfo|groups": 3 + 6, "evalsha": 6}
     for stream, ids in streams:
