@@ -47,9 +47,10 @@ from tests.testbed.redis_cluster import redis7_cluster, redis8_cluster
 stop_on_sigterm()
 
 ARMS = {
-    "single node": "one round trip per call: one XACKDEL per stream (a script per stream on 7)",
+    "single node": "one round trip per call: one XACKDEL per stream, in its script (a script "
+    "per stream on 7)",
     "cluster": "one round trip per master holding targets, the masters concurrently: one "
-    "XACKDEL per stream (a script per stream on 7), no MULTI",
+    "XACKDEL per stream, in its script (a script per stream on 7), no MULTI",
 }
 
 _names = itertools.count()
