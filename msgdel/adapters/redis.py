@@ -1188,8 +1188,13 @@ async def _send(
 ) -> list[Any]:
     """Run `commands` in one round trip: a plain command when there is one, else a pipeline.
     With `raise_on_error=False` a command's error is its reply, else the first one is raised."""
-    if len(commands) == 1 and raise_on_error:
-        return [await client.execute_command(*commands[0])]
+    if len(commands) == 1:
+        try:
+            return [await client.execute_command(*commands[0])]
+        except redis_errors.ResponseError as exc:
+            if raise_on_error:
+                raise
+            return [exc]
     async with client.pipeline(transaction=False) as pipe:
         for command in commands:
             pipe.execute_command(*command)

@@ -222,6 +222,28 @@ async def test_an_entry_deleted_elsewhere_while_pending_is_never_reported_delete
         assert pending_ids(client, single.target) == []
 
 
+async def test_a_server_that_lost_its_scripts_runs_them_again_and_nothing_else_twice(
+    redis_server: Any,
+) -> None:
+    """`SCRIPT FLUSH` (or a failover to a server that never loaded them) between two calls:
+    the refused script calls are sent again with the script, and the commands beside them in
+    the same round trip (XACK and XDELEX of messages FastStream acknowledged) are not: each
+    message is DELETED once, none ALREADY_GONE."""
+    harness = StreamHarness(redis_server)
+    async with harness.consumed(4) as got:
+        first, acked, pending = got.messages[0], got.messages[1:3], got.messages[3]
+        await msgdel.delete(first, registry=harness.registry)  # this client loaded them
+        for message in acked:
+            await message.ack()
+        client = redis_server.client()
+        client.script_flush()
+        before = client.info("commandstats")["cmdstat_script|load"]["calls"]
+        results = await msgdel.delete_many([*acked, pending], registry=harness.registry)
+        assert [(r.outcome, r.removed) for r in results] == [(Outcome.DELETED, 1)] * 3
+        assert await harness.stored(got.target) == []
+        assert client.info("commandstats")["cmdstat_script|load"]["calls"] == before + 1
+
+
 async def test_list_messages_were_popped_on_read(redis_server: Any) -> None:
     harness = ListHarness(redis_server)
     async with harness.consumed(1) as got:
