@@ -455,15 +455,16 @@ class RedisStreamAdapter(BaseAdapter):
         if any(bucket.xackdel for bucket in buckets):
             sent = await _evalsha(route, _COUNTED_XACKDEL, _COUNTED_XACKDEL_SHA, commands)
         else:
-            sent = await route.send(commands)
+            sent = await route.send(commands, raise_on_error=False)
         replies = iter(sent)
         for bucket in buckets:
             if bucket.acked and bucket.group is not None and not self.ignore_other_groups:
-                next(replies)  # the XACK's count
-            if bucket.xackdel:
-                bucket.codes = _truthful(bucket.ids, *next(replies))
+                next(replies)  # the XACK's count (its error, if any, the XDELEX's too)
+            reply = next(replies)
+            if bucket.xackdel and not isinstance(reply, Exception):
+                bucket.codes = _truthful(bucket.ids, *reply)
             else:
-                bucket.codes = [int(code) for code in next(replies)]
+                _take_codes(route, bucket, reply)
         retried = await self._delete_already_acknowledged(route, buckets, policy)
         if policy == "ACKED":
             await _existing_or_gone(route, buckets, retried)
@@ -603,9 +604,10 @@ async def _scripted(target: Any, buckets: list[_Bucket]) -> None:
     commands: list[tuple[Any, ...]] = [
         ("EVALSHA", _SCRIPT_SHA, 1, b.stream, b.group or "", *b.ids) for b in buckets
     ]
-    replies = await _evalsha(target, _ACK_THEN_DELETE_IF_DONE, _SCRIPT_SHA, commands)
+    route = _as_route(target)
+    replies = await _evalsha(route, _ACK_THEN_DELETE_IF_DONE, _SCRIPT_SHA, commands)
     for bucket, reply in zip(buckets, replies):
-        bucket.codes = [int(code) for code in reply]
+        _take_codes(route, bucket, reply)
 
 
 _ACK_AND_DELETE = """
@@ -631,7 +633,7 @@ async def _ack_and_delete(route: _Route, buckets: list[_Bucket]) -> None:
     ]
     replies = await _evalsha(route, _ACK_AND_DELETE, _ACK_AND_DELETE_SHA, commands)
     for bucket, reply in zip(buckets, replies):
-        bucket.codes = [int(code) for code in reply]
+        _take_codes(route, bucket, reply)
 
 
 async def _evalsha(
@@ -640,7 +642,8 @@ async def _evalsha(
     """Run `commands` (the `EVALSHA`s of `script`, and any others) in one round trip on
     `target` (a client or a `_Route`), loading the script in the same round trip the first
     time per server; a server that lost it (SCRIPT FLUSH, a failover) runs the `EVALSHA`s it
-    refused again, after loading it, and nothing else twice. The first error is raised."""
+    refused again, after loading it, and nothing else twice. A command's error is its reply
+    (the others ran: see `_take_codes`); an unreachable server raises."""
     route = _as_route(target)
     loaded = route.server.scripts
     load = ("SCRIPT", "LOAD", script)
@@ -655,11 +658,20 @@ async def _evalsha(
         again = await route.send([load, *(commands[i] for i in refused)], raise_on_error=False)
         for position, reply in zip(refused, again[1:]):
             replies[position] = reply
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
     loaded.add(sha)
     return replies
+
+
+def _take_codes(route: _Route, bucket: _Bucket, reply: Any) -> None:
+    """A bucket's reply: its codes, or the error Redis refused its command with. That error
+    is the bucket's alone: the commands of the other buckets in the round trip ran. (What was
+    learnt of the server is forgotten then, as after any error.)"""
+    if isinstance(reply, Exception):
+        failure = _failure(reply)
+        bucket.fail(failure)
+        route.forget(failure)
+    else:
+        bucket.codes = [int(code) for code in reply]
 
 
 _DELETE_IF_FIELDS_MATCH = """
@@ -793,7 +805,7 @@ async def _matching(route: _Route, buckets: list[_Bucket], delref: bool, modern:
     ]  # fmt: skip
     replies = await _evalsha(route, _DELETE_IF_FIELDS_MATCH, _MATCH_SHA, commands)
     for bucket, reply in zip(buckets, replies):
-        bucket.codes = [int(code) for code in reply]
+        _take_codes(route, bucket, reply)
 
 
 def _field_digests(message: Any, count: int) -> list[str]:
@@ -1002,7 +1014,12 @@ def _failure(exc: Exception) -> DeletionFailed:
             retryable=True,
             cause=exc,
         )
-    return DeletionFailed(f"Redis refused the deletion: {exc}", retryable=False, cause=exc)
+    return DeletionFailed(
+        f"Redis refused the deletion of these entries: {exc} (the same deletion fails the same "
+        "way until the key or the server changes; other streams of the call are unaffected)",
+        retryable=False,
+        cause=exc,
+    )
 
 
 _BY_CODE = {

@@ -72,6 +72,32 @@ async def test_delete_many_across_streams_keeps_input_order_in_one_round_trip(
         assert sent == {"exec": 0, "evalsha": 2, "xackdel": 0}
 
 
+async def test_a_stream_redis_refuses_fails_alone_and_the_others_in_its_round_trip_are_deleted(
+    redis_server: Any,
+) -> None:
+    """One client, two streams in one round trip; the second's key now holds a string, so
+    Redis refuses its command (WRONGTYPE). Only its messages fail: the first stream's were
+    deleted, and say so."""
+    left, right = StreamHarness(redis_server), StreamHarness(redis_server)
+    async with left.consumed(2) as a, right.consumed(2) as b:
+        for message in b.messages:  # one broker reading both streams binds one client
+            message.consumer = a.messages[0].consumer
+        client = redis_server.client()
+        client.delete(b.target)
+        client.set(b.target, "not a stream any more")
+        mixed = [a.messages[0], b.messages[0], a.messages[1], b.messages[1]]
+        results = await msgdel.delete_many(mixed, registry=left.registry, return_exceptions=True)
+        assert await left.stored(a.target) == []
+        assert client.get(b.target) == b"not a stream any more"
+        client.delete(b.target)
+    assert [getattr(r, "outcome", None) for r in results[0::2]] == [Outcome.DELETED] * 2
+    for failed in results[1::2]:
+        assert isinstance(failed, DeletionFailed), failed
+        assert failed.retryable is False
+        assert "WRONGTYPE" in str(failed)
+        assert "other streams of the call are unaffected" in str(failed)
+
+
 async def test_a_failing_client_fails_its_own_messages_only(
     redis_server: Any, own_redis: Any
 ) -> None:
