@@ -32,7 +32,8 @@ PREFIX = "slow.API"
 class SlowJetStream:
     """Answers JetStream API requests on :data:`PREFIX` through the real ``$JS.API``: each
     request is carried out at once; a deletion whose sequence ``hold(seq)`` picks has its
-    answer held back (``delay`` seconds, or for good when ``delay`` is None)."""
+    answer held back (``delay`` seconds, or for good when ``delay`` is None, until
+    :meth:`release`). ``deletions`` counts the deletion requests received."""
 
     def __init__(
         self, client: Client, hold: Callable[[int], bool], delay: float | None = None
@@ -43,6 +44,7 @@ class SlowJetStream:
         self.held: list[int] = []
         self.late: list[asyncio.Task[None]] = []
         self.kept: list[tuple[str, bytes]] = []  # answers held for good, until `release`
+        self.deletions = 0
 
     async def __aenter__(self) -> SlowJetStream:
         self.subscription = await self.client.subscribe(f"{PREFIX}.>", cb=self.answer)
@@ -57,7 +59,9 @@ class SlowJetStream:
     async def answer(self, msg: Msg) -> None:
         call = msg.subject.removeprefix(f"{PREFIX}.")
         reply = await self.client.request(f"$JS.API.{call}", msg.data, timeout=WAIT)
-        if call.startswith("STREAM.MSG.DELETE.") and self.hold(json.loads(msg.data)["seq"]):
+        deletion = call.startswith("STREAM.MSG.DELETE.")
+        self.deletions += deletion
+        if deletion and self.hold(json.loads(msg.data)["seq"]):
             self.held.append(json.loads(msg.data)["seq"])
             if self.delay is not None:
                 self.late.append(asyncio.ensure_future(self.later(msg.reply, reply.data)))
@@ -66,10 +70,12 @@ class SlowJetStream:
             return
         await self.client.publish(msg.reply, reply.data)
 
-    async def release(self) -> None:
-        """Send the answers held for good now."""
-        for subject, data in self.kept:
+    async def release(self, count: int | None = None) -> None:
+        """Send the first ``count`` answers held for good (default: all) now."""
+        count = len(self.kept) if count is None else count
+        for subject, data in self.kept[:count]:
             await self.client.publish(subject, data)
+        del self.kept[:count]
         await self.client.flush()
 
     async def later(self, subject: str, data: bytes) -> None:
@@ -175,6 +181,32 @@ async def test_a_server_stopped_mid_batch_fails_the_unanswered_retryably_and_a_r
         set(by_seq) - answered - set(slow.held)
     ), "none is reported DELETED twice"
     assert left == []
+
+
+async def test_a_full_window_sends_again_once_a_fifth_of_it_is_answered(nats_server: Any) -> None:
+    """Once ``concurrency`` requests are unanswered, the next go out a fifth of the window at
+    a time (in a few writes, which costs an erasing server less than one per answer)."""
+    adapter = JetStreamAdapter(api_prefix=PREFIX, concurrency=10, timeout=WAIT)
+    async with JetStreamHarness(nats_server) as harness, harness.consumed(20) as got:
+        async with SlowJetStream(harness.reader, lambda seq: True) as slow:
+            call = asyncio.ensure_future(adapter.delete_many(got.messages))
+            assert await eventually(lambda: slow.deletions, 10) == 10
+            await slow.release(1)
+            await asyncio.sleep(0.3)  # time enough for a request the answer would free
+            assert slow.deletions == 10, "one slot free of ten: nothing sent yet"
+            await slow.release(1)
+            assert await eventually(lambda: slow.deletions, 12) == 12
+            await asyncio.sleep(0.3)
+            assert slow.deletions == 12, "two slots free: two sent, not more"
+            while not call.done():  # answer the rest as they come
+                await slow.release()
+                await asyncio.sleep(0.02)
+            results = await call
+        assert [r.outcome for r in results if isinstance(r, DeleteResult)] == [
+            Outcome.DELETED
+        ] * 20, results
+        assert slow.deletions == 20, "one request per message"
+        assert await harness.stored(got.target) == []
 
 
 @pytest.fixture(autouse=True)
